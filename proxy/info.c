@@ -1,1 +1,64 @@
-/* placeholder: being written */
+/* info.c -- the "# rcproxy" INFO section: mode, clients, ops and one line
+ * per backend with its role, health, rotation and replication offset. */
+#include "proxy/info.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+static void line(px_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#include <stdarg.h>
+static void line(px_buf *out, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof tmp) n = sizeof tmp - 1;
+    px_buf_append(out, tmp, (size_t)n);
+    px_buf_append(out, "\r\n", 2);
+}
+
+static long long outstanding(const px_backend *b)
+{
+    long long n = 0;
+    for (int i = 0; i < b->nshared; i++) n += (long long)b->shared[i]->fifo_count;
+    return n;
+}
+
+void px_info_section(px_ctx *ctx, px_buf *out)
+{
+    double now = ev_now(ctx->loop);
+    long long leader_off = ctx->nbackends ? ctx->backends[0]->hs.repl_offset : -1;
+    line(out, "# rcproxy");
+    line(out, "rcproxy_version:%s", RCPROXY_VERSION);
+    line(out, "mode:%s", conf_mode_name(ctx->cfg.mode));
+    line(out, "process_id:%d", (int)getpid());
+    line(out, "tcp_port:%d", ctx->cfg.port);
+    line(out, "uptime_in_seconds:%lld", (long long)(now - ctx->started));
+    line(out, "connected_clients:%lld", ctx->connected_clients);
+    line(out, "total_connections_received:%lld", ctx->total_connections);
+    line(out, "rejected_connections:%lld", ctx->rejected_connections);
+    line(out, "total_commands_processed:%lld", ctx->total_commands);
+    line(out, "protocol_errors:%lld", ctx->protocol_errors);
+    line(out, "command_table:%s", ctx->commands_loaded ? "leader" : "builtin");
+    line(out, "backend_count:%d", ctx->nbackends);
+    for (int i = 0; i < ctx->nbackends; i++) {
+        px_backend *b = ctx->backends[i];
+        const repl_health_state *h = &b->hs;
+        int up = !b->link_failed && h->reachable;
+        long long lag = -1;
+        if (b->role == PX_ROLE_LEADER) lag = 0;
+        else if (leader_off >= 0 && h->repl_offset >= 0) lag = leader_off - h->repl_offset;
+        if (lag < -1) lag = 0;
+        line(out,
+             "backend%d:addr=%s,role=%s,status=%s,in_rotation=%s,link=%s,loading=%d,offset=%lld,"
+             "lag=%lld,outstanding=%lld,requests=%lld,errors=%lld,retries=%lld",
+             i, b->name, b->role == PX_ROLE_LEADER ? "leader" : "replica", up ? "up" : "down",
+             b->role == PX_ROLE_REPLICA && b->in_rotation ? "yes" : "no",
+             b->role == PX_ROLE_LEADER ? "n/a" : (h->link_up ? "up" : "down"), h->loading,
+             h->repl_offset, lag, outstanding(b), b->requests, b->errors, b->retries);
+    }
+}

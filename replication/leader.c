@@ -1,1 +1,85 @@
-/* placeholder: being written */
+/* leader.c -- routing for mode leader.
+ *
+ * A replica is in read rotation while its last health poll says: reachable,
+ * not loading, role slave, master_link_status up, no sync in progress, and
+ * its data link has not failed.  A client keeps reading from the same
+ * replica while that replica stays in rotation (cursor-based commands such as
+ * SCAN stay consistent, and a session's reads do not jump between replicas);
+ * new clients are spread round robin. */
+#include "replication/leader.h"
+
+#include "proxy/backend.h"
+#include "proxy/log.h"
+
+int repl_leader_replica_ok(const px_backend *b, const char **why)
+{
+    const repl_health_state *h = &b->hs;
+    const char *r = NULL;
+    if (b->link_failed) r = "data link down";
+    else if (!h->reachable) r = h->polls + h->failures == 0 ? "not checked yet" : "unreachable";
+    else if (h->loading || h->async_loading) r = "loading";
+    else if (h->role != REPL_ROLE_REPLICA) r = "not a replica";
+    else if (!h->link_up) r = "replication link down";
+    else if (h->sync_in_progress) r = "sync in progress";
+    if (why) *why = r;
+    return r == NULL;
+}
+
+static px_backend *route_write(px_ctx *ctx, px_client *c)
+{
+    (void)c;
+    px_backend *leader = ctx->backends[0];
+    return px_backend_usable(leader, NULL) ? leader : NULL;
+}
+
+static int serving(const px_backend *b, const px_backend *avoid)
+{
+    return b != avoid && b->in_rotation && !b->link_failed;
+}
+
+static px_backend *route_read(px_ctx *ctx, px_client *c, px_backend *avoid)
+{
+    if (c->read_backend > 0 && c->read_backend < ctx->nbackends) {
+        px_backend *b = ctx->backends[c->read_backend];
+        if (serving(b, avoid)) return b;
+    }
+    unsigned n = (unsigned)ctx->nbackends - 1;
+    for (unsigned i = 0; i < n; i++) {
+        px_backend *b = ctx->backends[1 + (ctx->next_replica + i) % n];
+        if (serving(b, avoid)) {
+            ctx->next_replica = (ctx->next_replica + i + 1) % n;
+            c->read_backend = b->index;
+            return b;
+        }
+    }
+    px_backend *leader = ctx->backends[0];
+    if (leader != avoid && px_backend_usable(leader, NULL)) return leader;
+    return NULL;
+}
+
+static void on_health(px_ctx *ctx, px_backend *b, const repl_health_state *st)
+{
+    (void)ctx;
+    int was_reachable = b->hs.reachable;
+    b->hs = *st;
+    if (b->role == PX_ROLE_LEADER) {
+        if (was_reachable != st->reachable)
+            px_notice("Leader %s is %s%s%s", b->name, st->reachable ? "reachable" : "unreachable: ",
+                      st->reachable ? "" : st->last_error, "");
+        return;
+    }
+    const char *why = NULL;
+    int ok = repl_leader_replica_ok(b, &why);
+    if (ok != b->in_rotation) {
+        if (ok) px_notice("Replica %s is in read rotation", b->name);
+        else px_notice("Replica %s is out of read rotation: %s", b->name, why);
+        b->in_rotation = ok;
+    }
+}
+
+const px_strategy repl_leader_strategy = {
+    .name = "leader",
+    .route_read = route_read,
+    .route_write = route_write,
+    .on_health = on_health,
+};

@@ -1,0 +1,49 @@
+/* backend.h -- backends and the TCP links to them (the data path).
+ *
+ * A link carries pipelined requests; its replies are matched in order to the
+ * pending FIFO.  A link that fails answers every request outstanding on it:
+ * reads are resent to another backend, requests never written get an
+ * "unavailable" error and written ones an error saying their outcome is
+ * unknown.  Shared links reconnect after backend-retry-interval. */
+#ifndef PX_BACKEND_H
+#define PX_BACKEND_H
+
+#include "proxy/proxy.h"
+
+px_backend *px_backend_new(px_ctx *ctx, int index, px_role role, const conf_addr *addr);
+/* Open the shared links and start health polling. */
+void px_backend_start(px_backend *b);
+void px_backend_free(px_backend *b);
+
+/* Can b take new requests right now (a shared link up or connecting, and no
+ * recent failure)?  reason (may be NULL) gets why not. */
+int px_backend_usable(const px_backend *b, const char **reason);
+
+/* A shared link of b for a new request, round robin; NULL if none usable. */
+px_link *px_backend_pick_shared(px_backend *b);
+
+/* A link of b for one client's exclusive use: from the idle pool (kind
+ * DEDICATED only) or newly opened.  Never NULL. */
+px_link *px_link_acquire(px_backend *b, px_client *owner, px_link_kind kind);
+/* Give a dedicated link back (parked in the pool if it is clean and the pool
+ * has room, closed otherwise). */
+void px_link_release(px_link *l);
+
+/* Queue a request's bytes on l.  slot NULL: the proxy's own command whose
+ * reply is checked and dropped.  A SELECT is inserted first when l is not in
+ * db.  readonly: the request may be resent elsewhere if l fails. */
+void px_link_send(px_link *l, px_slot *slot, const char *bytes, size_t len, int db, int readonly);
+
+/* Close l and answer everything outstanding on it (see top).  why is logged
+ * and quoted in errors.  Safe inside l's own callbacks: the memory of a
+ * dedicated link is freed by the loop later. */
+void px_link_fail(px_link *l, const char *why);
+
+/* Write every link with queued bytes (once per loop turn). */
+void px_links_flush(px_ctx *ctx);
+/* Periodic checks: backend-timeout on links with requests outstanding. */
+void px_links_cron(px_ctx *ctx);
+/* Free dedicated links closed during this loop turn. */
+void px_links_reap(px_ctx *ctx);
+
+#endif

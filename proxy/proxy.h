@@ -1,0 +1,213 @@
+/* proxy.h -- the core types of the proxy process and how they hang together.
+ *
+ *   px_ctx ─┬─ clients (px_client)      one per accepted connection
+ *           ├─ backends (px_backend)    one per configured Redis server
+ *           │     ├─ shared links       pipelined, many clients multiplexed
+ *           │     └─ dedicated links    pinned to one client (MULTI, SUBSCRIBE, BLPOP)
+ *           └─ slot pool                 one px_slot per request awaiting its reply
+ *
+ * A request travels: client->in  --parse-->  dispatch  --bytes-->  link->out
+ * and its reply:     link->in  --scan-->  link FIFO entry  -->  its px_slot
+ *                    -->  client->out, in the order of the client's requests.
+ *
+ * Every reply to a client goes through a slot queue (head = oldest request),
+ * so replies stay in request order even when requests went to different
+ * backends: a reply arriving for the head slot is appended to client->out at
+ * once; one arriving early is parked in its slot until the slots before it
+ * are answered.  Single-threaded: everything runs on ctx->loop. */
+#ifndef PX_PROXY_H
+#define PX_PROXY_H
+
+#include <ev.h>
+#include <stdint.h>
+
+#include "conf/config.h"
+#include "proxy/buf.h"
+#include "proxy/cmdtable.h"
+#include "replication/health.h"
+#include "resp/resp_request.h"
+#include "resp/resp_scanner.h"
+
+typedef struct px_ctx px_ctx;
+typedef struct px_client px_client;
+typedef struct px_backend px_backend;
+typedef struct px_link px_link;
+typedef struct px_slot px_slot;
+
+/* What to do with a reply when it reaches its slot. */
+typedef enum {
+    PX_SLOT_PLAIN = 0,     /* forward as it is */
+    PX_SLOT_INFO,          /* the leader's INFO: append the "# rcproxy" section */
+    PX_SLOT_UNPIN,         /* EXEC/DISCARD/UNWATCH: the transaction link is released after it */
+} px_slot_kind;
+
+/* One request of a client awaiting its reply. */
+struct px_slot {
+    px_slot *next;          /* next request of the same client */
+    px_client *client;      /* NULL once the client has gone: the reply is dropped */
+    px_buf reply;           /* the reply, when it arrived before the slots ahead of it */
+    uint8_t done;           /* reply is in `reply` */
+    uint8_t kind;           /* px_slot_kind */
+};
+
+/* One request in flight on a link, in send order. */
+typedef struct px_pending {
+    px_slot *slot;          /* NULL: the proxy's own command (AUTH, SELECT): reply checked, dropped */
+    uint64_t start;         /* absolute offset of its bytes in the link's output stream */
+    size_t len;             /* its length in bytes */
+    int db;                 /* db the request must run in (for a retry elsewhere) */
+    uint8_t readonly;       /* safe to retry on another backend */
+    uint8_t tries;          /* times it was resent after a link failure */
+} px_pending;
+
+typedef enum {
+    PX_LINK_CONNECTING = 0,
+    PX_LINK_UP,
+    PX_LINK_CLOSED,
+} px_link_state;
+
+typedef enum {
+    PX_LINK_SHARED = 0,     /* multiplexed, FIFO-matched replies */
+    PX_LINK_DEDICATED,      /* one client: transactions and blocking commands */
+    PX_LINK_PUBSUB,         /* one client, every reply passed straight through */
+} px_link_kind;
+
+/* A TCP connection to a backend.  Output keeps the bytes of requests in
+ * flight until their replies arrive ([acked .. sent) below), so a read whose
+ * link breaks can be resent elsewhere:
+ *
+ *   out.data: | acked, reclaimable | sent, awaiting reply | not sent yet |
+ *             0                  out.rpos              sent_pos      out.len
+ */
+struct px_link {
+    px_ctx *ctx;
+    px_backend *backend;
+    px_link_kind kind;
+    px_link_state state;
+    int fd;
+    ev_io rio, wio;
+    ev_timer connect_timer;
+    px_buf out;
+    size_t sent_pos;        /* out.data[sent_pos..len) not written yet */
+    uint64_t out_base;      /* absolute stream offset of out.data[0] */
+    px_buf in;
+    resp_scanner scan;
+    px_pending *fifo;       /* ring buffer of requests awaiting replies */
+    size_t fifo_head, fifo_count, fifo_cap;
+    int db;                 /* db selected once every queued command has run */
+    px_client *owner;       /* dedicated/pubsub links: the pinned client */
+    double last_progress;   /* ev_now when the link last read bytes or became busy */
+    px_link *next_dirty;    /* on ctx->dirty_links while it has bytes to send */
+    uint8_t dirty;
+    px_link *next_idle;     /* on backend->idle while parked in the dedicated pool */
+};
+
+typedef enum { PX_ROLE_LEADER = 0, PX_ROLE_REPLICA = 1 } px_role;
+
+struct px_backend {
+    px_ctx *ctx;
+    int index;
+    px_role role;
+    conf_addr addr;
+    char name[300];          /* "host:port" */
+    px_link **shared;        /* backend-connections shared links */
+    int nshared;
+    int next_shared;
+    px_link *idle;           /* parked dedicated links */
+    int nidle;
+    repl_health *health;
+    repl_health_state hs;    /* copy of the last poll */
+    int in_rotation;         /* replica: gets reads */
+    int link_failed;         /* the last data-link attempt failed (connect error/reset) */
+    char link_error[160];
+    ev_timer retry_timer;    /* reconnect of failed shared links */
+    long long requests, errors, retries;
+};
+
+/* Connection state a request can pin the client in. */
+typedef enum {
+    PX_PIN_NONE = 0,
+    PX_PIN_TX,               /* MULTI/WATCH: all requests go to one leader link */
+    PX_PIN_BLOCK,            /* one blocking command in flight on its own link */
+    PX_PIN_PUBSUB,           /* subscribed: own link, replies passed through */
+} px_pin;
+
+struct px_client {
+    px_ctx *ctx;
+    uint64_t id;
+    int fd;
+    ev_io rio, wio;
+    char addr[64], laddr[64];
+    px_buf in;
+    resp_req_parser parser;
+    px_buf out;
+    px_slot *head, *tail;    /* requests awaiting replies, oldest first */
+    uint32_t pending;
+    int db;
+    uint8_t authenticated;
+    uint8_t multi;           /* inside MULTI (queued on the pinned link) */
+    uint8_t watching;
+    uint8_t stalled;         /* input parked until every pending reply is out */
+    uint8_t close_after_reply; /* QUIT, protocol error: close once out is flushed */
+    uint8_t closing;         /* to be freed by the loop (never inside a callback chain) */
+    uint8_t reading;         /* rio is active */
+    uint8_t dirty;
+    px_pin pin;
+    px_link *pinned;
+    int read_backend;        /* replica this client reads from while it stays healthy, -1 none */
+    char *name;              /* CLIENT SETNAME */
+    char *lib_name, *lib_ver;
+    double created, last_active;
+    double obuf_soft_since;  /* when the soft output limit was first exceeded, 0 = not */
+    long long commands;
+    const char *last_cmd;
+    px_client *prev, *next;  /* ctx->clients */
+    px_client *next_dirty;
+    px_client *next_closing;
+};
+
+/* The replication strategy's routing hooks (mode leader now, quorum later). */
+typedef struct px_strategy {
+    const char *name;
+    /* Backend for a read-only request of c, excluding `avoid` (may be NULL);
+     * NULL if nothing can serve it. */
+    px_backend *(*route_read)(px_ctx *ctx, px_client *c, px_backend *avoid);
+    /* Backend for writes and commands of unknown effect; NULL if none is up. */
+    px_backend *(*route_write)(px_ctx *ctx, px_client *c);
+    /* A health poll of b produced st. */
+    void (*on_health)(px_ctx *ctx, px_backend *b, const repl_health_state *st);
+} px_strategy;
+
+struct px_ctx {
+    struct ev_loop *loop;
+    conf cfg;
+    px_cmdtable *commands;
+    const px_strategy *strategy;
+    int listen_fds[CONF_MAX_BIND];
+    ev_io listen_io[CONF_MAX_BIND];
+    int nlisten;
+    px_backend **backends;   /* [0] is the leader in mode leader */
+    int nbackends;
+    unsigned next_replica;   /* round robin of new readers over replicas */
+    px_client *clients;
+    px_client *dirty_clients;
+    px_client *closing_clients;
+    px_link *dirty_links;
+    px_link *dead_links;     /* closed dedicated links, freed by the loop */
+    px_slot *free_slots;
+    size_t nfree_slots;
+    ev_prepare flush_watcher;
+    ev_timer cron;
+    ev_signal sigterm, sigint, sigpipe_ignored;
+    uint64_t next_client_id;
+    double started;
+    int shutting_down;
+    double shutdown_deadline;
+    char leader_version[32];
+    int commands_loaded;
+    /* stats */
+    long long connected_clients, total_connections, rejected_connections;
+    long long total_commands, protocol_errors;
+};
+
+#endif
