@@ -186,6 +186,11 @@ void px_link_fail(px_link *l, const char *why)
 
     px_client *owner = l->owner;
     if (l->kind == PX_LINK_SHARED) {
+        if (b->role == PX_ROLE_REPLICA && b->in_rotation) {
+            /* back only when a health poll of the new link says it is in sync */
+            b->in_rotation = 0;
+            px_notice("Replica %s is out of read rotation: %s", b->name, why);
+        }
         if (!b->link_failed) {
             b->link_failed = 1;
             snprintf(b->link_error, sizeof b->link_error, "%s", why);
@@ -337,6 +342,12 @@ static void link_write(px_link *l)
         return;
     }
     if (ev_is_active(&l->wio)) ev_io_stop(ctx->loop, &l->wio);
+    if (l->kind == PX_LINK_PUBSUB && l->fifo_count == 0) {
+        /* pub/sub requests are not matched to replies: nothing to keep */
+        l->out_base += l->out.len;
+        l->out.rpos = l->out.len = 0;
+        l->sent_pos = 0;
+    }
 }
 
 static void link_on_write(struct ev_loop *loop, ev_io *w, int revents)

@@ -10,10 +10,6 @@
 void px_buf_reserve(px_buf *b, size_t more)
 {
     if (b->cap - b->len >= more) return;
-    if (b->rpos > 0 && b->rpos >= b->len / 2) {
-        px_buf_compact(b);
-        if (b->cap - b->len >= more) return;
-    }
     size_t need = b->len + more;
     size_t cap = b->cap ? b->cap : PX_BUF_MIN;
     while (cap < need) cap *= 2;

@@ -18,8 +18,10 @@ typedef struct px_buf {
 
 #define PX_BUF_INIT {NULL, 0, 0, 0}
 
-/* Make room for at least `more` bytes after len.  Aborts on OOM (a proxy
- * without memory cannot answer anything sensible). */
+/* Make room for at least `more` bytes after len (never moves data within
+ * the buffer: offsets stay valid; compaction is the caller's explicit
+ * choice).  Aborts on OOM (a proxy without memory cannot answer anything
+ * sensible). */
 void px_buf_reserve(px_buf *b, size_t more);
 void px_buf_append(px_buf *b, const void *p, size_t n);
 void px_buf_append_str(px_buf *b, const char *s);

@@ -309,6 +309,7 @@ static void client_on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop; (void)revents;
     px_client *c = w->data;
+    if (c->in.rpos > 0 && c->in.cap - c->in.len < CLIENT_READ_CHUNK) px_buf_compact(&c->in);
     px_buf_reserve(&c->in, CLIENT_READ_CHUNK);
     ssize_t n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
     if (n == 0) {
@@ -337,6 +338,8 @@ static void client_write(px_client *c)
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* a slow reader: reclaim what it did read before more is appended */
+            if (c->out.rpos > 64 * 1024 && c->out.rpos >= c->out.len / 2) px_buf_compact(&c->out);
             if (!ev_is_active(&c->wio)) ev_io_start(c->ctx->loop, &c->wio);
             return;
         }

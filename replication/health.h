@@ -6,6 +6,8 @@
 #ifndef REPL_HEALTH_H
 #define REPL_HEALTH_H
 
+#include <stddef.h>
+
 struct ev_loop;
 struct redisReply;
 

@@ -52,6 +52,7 @@ typedef struct resp_req_parser {
     long long bulk_len;
     size_t argv_cap;
     size_t inline_cap;
+    size_t scan;                   /* how far the current line was searched for its end */
 } resp_req_parser;
 
 /* Initialise with default limits. Allocates nothing until first use. */

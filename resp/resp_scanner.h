@@ -36,6 +36,7 @@ typedef struct resp_scanner {
     int depth;
     long long left[RESP_DEFAULT_MAX_DEPTH + 1];
     long long blob_left;
+    size_t scan;              /* how far the current line was searched for its CRLF */
 } resp_scanner;
 
 void resp_scanner_init(resp_scanner *s);
