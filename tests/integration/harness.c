@@ -1,0 +1,1162 @@
+/*
+ * harness.c -- see harness.h.
+ *
+ * One topology per criterion worker process, kept in the file-level `T`.
+ * Processes are started with fork/execv (no shell), each with its own
+ * stdout/stderr file in the topology's temporary directory, all fds above 2
+ * closed and PR_SET_PDEATHSIG so that nothing outlives the worker.
+ */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef RCPROXY_BIN
+#error "RCPROXY_BIN must be defined by the build"
+#endif
+#ifndef REDIS_SERVER_BIN
+#error "REDIS_SERVER_BIN must be defined by the build"
+#endif
+
+#define START_TIMEOUT_MS 10000
+#define SPAWN_ATTEMPTS 3
+#define REAP_TIMEOUT_MS 5000
+#define POLL_INTERVAL_MS 20
+#define LOG_TAIL_BYTES 4000
+#define MAX_ARGS 96
+#define ARG_POOL 8192
+
+typedef struct topo {
+    bool initialised;
+    bool direct;
+    bool passed;
+    bool skipped;
+    char dir[64];                  /* "" until created */
+    it_opts opts;
+    it_server leader;
+    it_server replicas[IT_MAX_REPLICAS];
+    int nreplicas;
+    int proxy_port;
+    pid_t proxy_pid;
+    redisContext *leader_ctx;      /* cached, see it_leader() */
+    redisContext *proxy_ctx;       /* cached admin link for INFO rcproxy */
+} topo;
+
+static topo T;
+
+/* Every pid we started, for the signal/atexit safety net (only kill() is
+ * used there, which is async-signal-safe). */
+static volatile pid_t g_pids[IT_MAX_REPLICAS + 2];
+
+/* ------------------------------------------------------------------------ */
+/* small utilities                                                          */
+
+long long it_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void it_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+bool it_wait_until(bool (*pred)(void *), void *arg, int timeout_ms,
+                   int interval_ms)
+{
+    long long deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        if (pred(arg))
+            return true;
+        if (it_now_ms() >= deadline)
+            return false;
+        it_sleep_ms(interval_ms > 0 ? interval_ms : POLL_INTERVAL_MS);
+    }
+}
+
+bool it_direct(void)
+{
+    const char *e = getenv("RCPROXY_TEST_DIRECT");
+    return e && strcmp(e, "1") == 0;
+}
+
+static void pid_register(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof g_pids / sizeof g_pids[0]; i++) {
+        if (g_pids[i] == 0) {
+            g_pids[i] = pid;
+            return;
+        }
+    }
+}
+
+static void pid_unregister(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof g_pids / sizeof g_pids[0]; i++)
+        if (g_pids[i] == pid)
+            g_pids[i] = 0;
+}
+
+static void emergency_kill(void)
+{
+    for (size_t i = 0; i < sizeof g_pids / sizeof g_pids[0]; i++)
+        if (g_pids[i] > 0)
+            kill(g_pids[i], SIGKILL);
+}
+
+static void emergency_signal(int sig)
+{
+    emergency_kill();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* An argv under construction: pointers into a fixed pool.  Overflow is
+ * sticky and reported by the caller (never truncates silently). */
+typedef struct argv_b {
+    char *v[MAX_ARGS + 1];
+    int n;
+    char pool[ARG_POOL];
+    size_t used;
+    bool overflow;
+} argv_b;
+
+static void arg_add(argv_b *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void arg_add(argv_b *a, const char *fmt, ...)
+{
+    if (a->overflow || a->n >= MAX_ARGS) {
+        a->overflow = true;
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(a->pool + a->used, ARG_POOL - a->used, fmt, ap);
+    va_end(ap);
+    if (len < 0 || (size_t)len >= ARG_POOL - a->used) {
+        a->overflow = true;
+        return;
+    }
+    a->v[a->n++] = a->pool + a->used;
+    a->v[a->n] = NULL;
+    a->used += (size_t)len + 1;
+}
+
+/* Pick a free 127.0.0.1 port below the kernel's ephemeral range (32768+),
+ * so that no outgoing connection -- e.g. rcproxy reconnecting to a killed
+ * backend, which could even connect to itself -- can hold a port we want to
+ * (re)start a server on.  Random candidates are probed by binding them; a
+ * collision with a parallel test is still possible and is handled by the
+ * callers' retry when the server fails to bind.  Returns -1 if none found. */
+static int free_port(void)
+{
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() ^ (unsigned)it_now_ms();
+    for (int attempt = 0; attempt < 200; attempt++) {
+        int port = 20000 + (int)(rand_r(&seed) % 12000);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            return -1;
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int ok = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+        close(fd);
+        if (ok == 0)
+            return port;
+    }
+    return -1;
+}
+
+/* fork + execv argv with stdin from /dev/null and stdout/stderr appended to
+ * out_path.  The child dies with us (PDEATHSIG).  Returns the pid or -1. */
+static pid_t spawn(char *const argv[], const char *out_path)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;     /* parent, or -1 */
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(126);
+    int out = open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int nul = open("/dev/null", O_RDONLY);
+    if (out < 0 || nul < 0)
+        _exit(126);
+    dup2(nul, 0);
+    dup2(out, 1);
+    dup2(out, 2);
+    close_range(3, ~0U, 0);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    execv(argv[0], argv);
+    _exit(127);
+}
+
+/* Reap pid, waiting at most timeout_ms.  Returns true when reaped. */
+static bool reap(pid_t pid, int timeout_ms, int *status)
+{
+    long long deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        int st = 0;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid || (r < 0 && errno == ECHILD)) {
+            if (status)
+                *status = st;
+            pid_unregister(pid);
+            return true;
+        }
+        if (it_now_ms() >= deadline)
+            return false;
+        it_sleep_ms(5);
+    }
+}
+
+/* True if pid has exited (and reaps it). */
+static bool has_exited(pid_t pid)
+{
+    int st;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid || (r < 0 && errno == ECHILD)) {
+        pid_unregister(pid);
+        return true;
+    }
+    return false;
+}
+
+static void kill_and_reap(pid_t *pid)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, SIGKILL);
+    if (!reap(*pid, REAP_TIMEOUT_MS, NULL))
+        fprintf(stderr, "harness: pid %d did not die after SIGKILL\n", (int)*pid);
+    *pid = 0;
+}
+
+static void print_tail(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return;
+    struct stat st;
+    char buf[LOG_TAIL_BYTES + 1];
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+        off_t from = st.st_size > LOG_TAIL_BYTES ? st.st_size - LOG_TAIL_BYTES : 0;
+        ssize_t n = pread(fd, buf, LOG_TAIL_BYTES, from);
+        if (n > 0) {
+            buf[n] = '\0';
+            fprintf(stderr, "---- tail of %s ----\n%s\n---- end of %s ----\n",
+                    path, buf, path);
+        }
+    }
+    close(fd);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* hiredis helpers                                                          */
+
+static struct timeval tv_ms(int ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    return tv;
+}
+
+void it_set_timeout(redisContext *c, int timeout_ms)
+{
+    redisSetTimeout(c, tv_ms(timeout_ms));
+}
+
+redisContext *it_try_connect(int port, const char *password, int timeout_ms)
+{
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv_ms(timeout_ms));
+    if (!c)
+        return NULL;
+    if (c->err)
+        goto fail;
+    if (redisSetTimeout(c, tv_ms(timeout_ms)) != REDIS_OK)
+        goto fail;
+    if (password) {
+        redisReply *r = redisCommand(c, "AUTH %s", password);
+        bool ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0;
+        if (r)
+            freeReplyObject(r);
+        if (!ok)
+            goto fail;
+    }
+    return c;
+fail:
+    redisFree(c);
+    return NULL;
+}
+
+static __thread char desc_buf[320];
+
+const char *it_reply_desc(const redisReply *r)
+{
+    if (!r)
+        return "(no reply)";
+    switch (r->type) {
+    case REDIS_REPLY_STRING:
+        snprintf(desc_buf, sizeof desc_buf, "bulk(%zu) \"%.200s\"", r->len, r->str);
+        break;
+    case REDIS_REPLY_STATUS:
+        snprintf(desc_buf, sizeof desc_buf, "status \"%.200s\"", r->str);
+        break;
+    case REDIS_REPLY_ERROR:
+        snprintf(desc_buf, sizeof desc_buf, "error \"%.200s\"", r->str);
+        break;
+    case REDIS_REPLY_INTEGER:
+        snprintf(desc_buf, sizeof desc_buf, "integer %lld", r->integer);
+        break;
+    case REDIS_REPLY_NIL:
+        snprintf(desc_buf, sizeof desc_buf, "nil");
+        break;
+    case REDIS_REPLY_ARRAY:
+        snprintf(desc_buf, sizeof desc_buf, "array(%zu)", r->elements);
+        break;
+    default:
+        snprintf(desc_buf, sizeof desc_buf, "type %d", r->type);
+        break;
+    }
+    return desc_buf;
+}
+
+bool it_err_has(const redisReply *r, const char *parts)
+{
+    if (!r || r->type != REDIS_REPLY_ERROR || !r->str)
+        return false;
+    const char *p = parts;
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len > 0 && !memmem(r->str, r->len, p, len))
+            return false;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return true;
+}
+
+static redisReply *vcmd(redisContext *c, const char *fmt, va_list ap)
+{
+    cr_assert_not_null(c, "no connection for \"%s\"", fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    cr_assert_not_null(r, "\"%s\": no reply (connection error %d: %s)", fmt,
+                       c->err, c->errstr);
+    return r;
+}
+
+redisReply *it_cmd(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = vcmd(c, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+void it_ok(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = vcmd(c, fmt, ap);
+    va_end(ap);
+    cr_assert(r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0,
+              "\"%s\": expected +OK, got %s", fmt, it_reply_desc(r));
+    freeReplyObject(r);
+}
+
+long long it_int(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = vcmd(c, fmt, ap);
+    va_end(ap);
+    cr_assert(r->type == REDIS_REPLY_INTEGER, "\"%s\": expected an integer, got %s",
+              fmt, it_reply_desc(r));
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+void it_expect_int(redisContext *c, long long want, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = vcmd(c, fmt, ap);
+    va_end(ap);
+    cr_assert(r->type == REDIS_REPLY_INTEGER && r->integer == want,
+              "\"%s\": expected integer %lld, got %s", fmt, want, it_reply_desc(r));
+    freeReplyObject(r);
+}
+
+void it_expect_str(redisContext *c, const char *want, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = vcmd(c, fmt, ap);
+    va_end(ap);
+    cr_assert(r->type == REDIS_REPLY_STRING && r->len == strlen(want) &&
+              memcmp(r->str, want, r->len) == 0,
+              "\"%s\": expected bulk \"%s\", got %s", fmt, want, it_reply_desc(r));
+    freeReplyObject(r);
+}
+
+void it_expect_status(redisContext *c, const char *want, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = vcmd(c, fmt, ap);
+    va_end(ap);
+    cr_assert(r->type == REDIS_REPLY_STATUS && strcmp(r->str, want) == 0,
+              "\"%s\": expected status \"%s\", got %s", fmt, want, it_reply_desc(r));
+    freeReplyObject(r);
+}
+
+void it_expect_nil(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = vcmd(c, fmt, ap);
+    va_end(ap);
+    cr_assert(r->type == REDIS_REPLY_NIL, "\"%s\": expected nil, got %s", fmt,
+              it_reply_desc(r));
+    freeReplyObject(r);
+}
+
+void it_expect_err(redisContext *c, const char *parts, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = vcmd(c, fmt, ap);
+    va_end(ap);
+    cr_assert(it_err_has(r, parts), "\"%s\": expected an error containing \"%s\", got %s",
+              fmt, parts, it_reply_desc(r));
+    cr_log_info("\"%s\" -> %s", fmt, r->str);
+    freeReplyObject(r);
+}
+
+char *it_try_info(redisContext *c, const char *section)
+{
+    if (!c || c->err)
+        return NULL;
+    redisReply *r = redisCommand(c, "INFO %s", section);
+    char *s = NULL;
+    if (r && r->type == REDIS_REPLY_STRING)
+        s = strndup(r->str, r->len);
+    if (r)
+        freeReplyObject(r);
+    return s;
+}
+
+bool it_info_value(const char *info, const char *key, char *out, size_t cap)
+{
+    size_t klen = strlen(key);
+    const char *p = info;
+    while (p && *p) {
+        if (strncmp(p, key, klen) == 0 && p[klen] == ':') {
+            const char *v = p + klen + 1;
+            size_t n = strcspn(v, "\r\n");
+            if (n >= cap)
+                n = cap - 1;
+            memcpy(out, v, n);
+            out[n] = '\0';
+            return true;
+        }
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* processes                                                                */
+
+static const char *backend_pw(void)
+{
+    return T.opts.backend_password;
+}
+
+/* Password a client of it_client_port() must send, or NULL. */
+static const char *client_pw(void)
+{
+    return T.direct ? T.opts.backend_password : T.opts.proxy_password;
+}
+
+/* Start the process described by a (which this frees) with its output in
+ * <tmpdir>/<out_name>; *pid gets its pid, or 0 on failure.  Returns true
+ * when started (not necessarily ready). */
+static bool launch(argv_b *a, const char *out_name, pid_t *pid)
+{
+    *pid = 0;
+    char out[128];
+    snprintf(out, sizeof out, "%s/%s", T.dir, out_name);
+    if (!a->overflow)
+        *pid = spawn(a->v, out);
+    if (*pid < 0)
+        *pid = 0;
+    if (*pid > 0)
+        pid_register(*pid);
+    free(a);
+    return *pid > 0;
+}
+
+static bool redis_spawn(it_server *s)
+{
+    argv_b *a = calloc(1, sizeof *a);
+    if (!a)
+        return false;
+    arg_add(a, "%s", REDIS_SERVER_BIN);
+    arg_add(a, "--port"); arg_add(a, "%d", s->port);
+    arg_add(a, "--bind"); arg_add(a, "127.0.0.1");
+    arg_add(a, "--dir"); arg_add(a, "%s", T.dir);
+    arg_add(a, "--save"); arg_add(a, "%s", "");
+    arg_add(a, "--appendonly"); arg_add(a, "no");
+    arg_add(a, "--daemonize"); arg_add(a, "no");
+    arg_add(a, "--logfile"); arg_add(a, "%s/redis-%d.log", T.dir, s->port);
+    arg_add(a, "--dbfilename"); arg_add(a, "dump-%d.rdb", s->port);
+    /* disk-based full sync puts the replica online at once; a diskless one
+     * waits for the replica's first REPLCONF ACK (up to a second) */
+    arg_add(a, "--repl-diskless-sync"); arg_add(a, "no");
+    arg_add(a, "--repl-diskless-sync-delay"); arg_add(a, "0");
+    arg_add(a, "--client-output-buffer-limit");
+    arg_add(a, "replica"); arg_add(a, "0"); arg_add(a, "0"); arg_add(a, "0");
+    if (!s->is_leader) {
+        arg_add(a, "--replicaof"); arg_add(a, "127.0.0.1"); arg_add(a, "%d", T.leader.port);
+    }
+    if (backend_pw()) {
+        arg_add(a, "--requirepass"); arg_add(a, "%s", backend_pw());
+        arg_add(a, "--masterauth"); arg_add(a, "%s", backend_pw());
+    }
+    char out[32];
+    snprintf(out, sizeof out, "redis-%d.out", s->port);
+    return launch(a, out, &s->pid);
+}
+
+/* One readiness probe: PING answers PONG; for a replica whose leader runs,
+ * INFO replication also says master_link_status:up. */
+static bool redis_ready_once(const it_server *s)
+{
+    redisContext *c = it_try_connect(s->port, backend_pw(), 1000);
+    if (!c)
+        return false;
+    bool ok = false;
+    redisReply *r = redisCommand(c, "PING");
+    if (!r || r->type != REDIS_REPLY_STATUS || strcmp(r->str, "PONG") != 0)
+        goto done;
+    if (s->is_leader || T.leader.pid == 0) {
+        ok = true;
+        goto done;
+    }
+    char *info = it_try_info(c, "replication");
+    char v[32];
+    ok = info && it_info_value(info, "master_link_status", v, sizeof v) &&
+         strcmp(v, "up") == 0;
+    free(info);
+done:
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return ok;
+}
+
+/* Wait until s is ready or has died.  Returns true when ready. */
+static bool redis_wait(it_server *s, int timeout_ms, bool *died)
+{
+    long long deadline = it_now_ms() + timeout_ms;
+    *died = false;
+    for (;;) {
+        if (has_exited(s->pid)) {
+            s->pid = 0;
+            *died = true;
+            return false;
+        }
+        if (redis_ready_once(s))
+            return true;
+        if (it_now_ms() >= deadline)
+            return false;
+        it_sleep_ms(POLL_INTERVAL_MS);
+    }
+}
+
+/* Start servers[0..n) (fresh ports unless keep_port) and wait for all of
+ * them; a server that dies at start (port taken) is retried on a new port
+ * (or the same one with keep_port).  Asserts on failure. */
+static void redis_start_all(it_server **servers, int n, bool keep_port)
+{
+    for (int attempt = 0; attempt < SPAWN_ATTEMPTS; attempt++) {
+        for (int i = 0; i < n; i++) {
+            if (servers[i]->pid)
+                continue;
+            if (!keep_port)
+                servers[i]->port = free_port();
+            cr_assert(servers[i]->port > 0, "no free port");
+            cr_assert(redis_spawn(servers[i]), "cannot start redis-server");
+        }
+        bool all = true;
+        for (int i = 0; i < n; i++) {
+            bool died = false;
+            if (redis_wait(servers[i], START_TIMEOUT_MS, &died))
+                continue;
+            all = false;
+            cr_assert(died, "redis-server on port %d not ready after %d ms (see %s)",
+                      servers[i]->port, START_TIMEOUT_MS, T.dir);
+            fprintf(stderr, "harness: redis-server on port %d exited at start, retrying\n",
+                    servers[i]->port);
+            it_sleep_ms(100);
+        }
+        if (all)
+            return;
+    }
+    cr_assert_fail("redis-server could not be started after %d attempts (see %s)",
+                   SPAWN_ATTEMPTS, T.dir);
+}
+
+static bool proxy_spawn(void)
+{
+    argv_b *a = calloc(1, sizeof *a);
+    if (!a)
+        return false;
+    arg_add(a, "%s", RCPROXY_BIN);
+    arg_add(a, "--port"); arg_add(a, "%d", T.proxy_port);
+    arg_add(a, "--bind"); arg_add(a, "127.0.0.1");
+    arg_add(a, "--mode"); arg_add(a, "leader");
+    arg_add(a, "--leader"); arg_add(a, "127.0.0.1:%d", T.leader.port);
+    for (int i = 0; i < T.nreplicas; i++) {
+        arg_add(a, "--replica"); arg_add(a, "127.0.0.1:%d", T.replicas[i].port);
+    }
+    arg_add(a, "--loglevel"); arg_add(a, "warning");
+    arg_add(a, "--logfile"); arg_add(a, "%s/rcproxy.log", T.dir);
+    arg_add(a, "--health-check-interval"); arg_add(a, "100");
+    if (T.opts.proxy_password) {
+        arg_add(a, "--requirepass"); arg_add(a, "%s", T.opts.proxy_password);
+    }
+    if (backend_pw()) {
+        arg_add(a, "--backend-password"); arg_add(a, "%s", backend_pw());
+    }
+    for (int i = 0; i < IT_MAX_PROXY_ARGS && T.opts.proxy_args[i]; i++)
+        arg_add(a, "%s", T.opts.proxy_args[i]);
+    return launch(a, "rcproxy.out", &T.proxy_pid);
+}
+
+/* rcproxy is up when a PING gets any reply (PONG, or NOAUTH before AUTH). */
+static bool proxy_answers(void)
+{
+    redisContext *c = it_try_connect(T.proxy_port, NULL, 1000);
+    if (!c)
+        return false;
+    redisReply *r = redisCommand(c, "PING");
+    bool ok = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR);
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return ok;
+}
+
+static void proxy_start(void)
+{
+    for (int attempt = 0; attempt < SPAWN_ATTEMPTS; attempt++) {
+        T.proxy_port = free_port();
+        cr_assert(T.proxy_port > 0, "no free port");
+        cr_assert(proxy_spawn(), "cannot start %s", RCPROXY_BIN);
+        long long deadline = it_now_ms() + START_TIMEOUT_MS;
+        for (;;) {
+            if (has_exited(T.proxy_pid)) {
+                T.proxy_pid = 0;
+                break;
+            }
+            if (proxy_answers())
+                return;
+            cr_assert(it_now_ms() < deadline, "rcproxy not answering PING after %d ms",
+                      START_TIMEOUT_MS);
+            it_sleep_ms(POLL_INTERVAL_MS);
+        }
+        fprintf(stderr, "harness: rcproxy exited at start (attempt %d)\n", attempt + 1);
+        it_sleep_ms(100);
+    }
+    cr_assert_fail("rcproxy exited at start %d times (%s)", SPAWN_ATTEMPTS, RCPROXY_BIN);
+}
+
+/* ------------------------------------------------------------------------ */
+/* public: lifecycle                                                        */
+
+static bool keep_dirs(void)
+{
+    const char *keep = getenv("RCPROXY_TEST_KEEP");
+    return keep && strcmp(keep, "1") == 0;
+}
+
+/* Remove /tmp/rcproxy-it-<pid>-* directories whose worker no longer exists:
+ * left behind by a worker that crashed or was killed at its timeout (its
+ * servers died with it through PDEATHSIG, but .fini never ran). */
+static void remove_stale_dirs(void)
+{
+    DIR *d = opendir("/tmp");
+    if (!d)
+        return;
+    struct dirent *e;
+    for (int n = 0; n < 100000 && (e = readdir(d)) != NULL; n++) {
+        int pid = 0;
+        char c = 0;
+        if (sscanf(e->d_name, "rcproxy-it-%d-%c", &pid, &c) != 2 || pid <= 0)
+            continue;
+        if (kill(pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char path[320];
+        snprintf(path, sizeof path, "/tmp/%s", e->d_name);
+        nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    closedir(d);
+}
+
+void it_init(void)
+{
+    memset(&T, 0, sizeof T);
+    T.initialised = true;
+    T.direct = it_direct();
+    signal(SIGPIPE, SIG_IGN);
+    static bool nets;
+    if (!nets) {
+        nets = true;
+        atexit(emergency_kill);
+        signal(SIGTERM, emergency_signal);
+        signal(SIGINT, emergency_signal);
+        signal(SIGHUP, emergency_signal);
+    }
+    if (!keep_dirs())
+        remove_stale_dirs();
+}
+
+void it_mark_passed(void)
+{
+    T.passed = true;
+}
+
+void it_mark_skipped(void)
+{
+    T.skipped = true;
+}
+
+void it_fini(void)
+{
+    if (T.leader_ctx)
+        redisFree(T.leader_ctx);
+    if (T.proxy_ctx)
+        redisFree(T.proxy_ctx);
+    T.leader_ctx = T.proxy_ctx = NULL;
+    kill_and_reap(&T.proxy_pid);
+    for (int i = 0; i < T.nreplicas; i++)
+        kill_and_reap(&T.replicas[i].pid);
+    kill_and_reap(&T.leader.pid);
+    if (!T.dir[0])
+        return;
+    if (!T.passed && !T.skipped) {
+        fprintf(stderr, "harness: test failed; topology dir %s (leader %d, proxy %d)\n",
+                T.dir, T.leader.port, T.proxy_port);
+        char path[128];
+        snprintf(path, sizeof path, "%s/rcproxy.log", T.dir);
+        print_tail(path);
+        snprintf(path, sizeof path, "%s/rcproxy.out", T.dir);
+        print_tail(path);
+    }
+    if (keep_dirs())
+        fprintf(stderr, "harness: kept %s\n", T.dir);
+    else
+        nftw(T.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    T.dir[0] = '\0';
+}
+
+void it_start(const it_opts *o)
+{
+    static const it_opts defaults = { .replicas = 2 };
+    cr_assert(T.initialised, "it_start outside an IT_TEST");
+    cr_assert(!T.dir[0], "it_start called twice");
+    T.opts = o ? *o : defaults;
+    cr_assert(T.opts.replicas >= 0 && T.opts.replicas <= IT_MAX_REPLICAS,
+              "bad replica count %d", T.opts.replicas);
+
+    snprintf(T.dir, sizeof T.dir, "/tmp/rcproxy-it-%d-XXXXXX", (int)getpid());
+    if (!mkdtemp(T.dir)) {
+        T.dir[0] = '\0';
+        cr_assert_fail("mkdtemp: %s", strerror(errno));
+    }
+
+    T.leader.is_leader = true;
+    it_server *lead = &T.leader;
+    redis_start_all(&lead, 1, false);
+
+    T.nreplicas = T.opts.replicas;
+    it_server *reps[IT_MAX_REPLICAS];
+    for (int i = 0; i < T.nreplicas; i++) {
+        T.replicas[i].is_leader = false;
+        reps[i] = &T.replicas[i];
+    }
+    if (T.nreplicas > 0)
+        redis_start_all(reps, T.nreplicas, false);
+
+    if (!T.direct) {
+        proxy_start();
+        if (!T.opts.no_rotation_wait)
+            it_wait_ready(START_TIMEOUT_MS);
+    }
+}
+
+it_server *it_leader_server(void)
+{
+    return &T.leader;
+}
+
+it_server *it_replica(int i)
+{
+    cr_assert(i >= 0 && i < T.nreplicas, "no replica %d", i);
+    return &T.replicas[i];
+}
+
+int it_replica_count(void)
+{
+    return T.nreplicas;
+}
+
+int it_client_port(void)
+{
+    return T.direct ? T.leader.port : T.proxy_port;
+}
+
+pid_t it_proxy_pid(void)
+{
+    return T.proxy_pid;
+}
+
+const char *it_tmpdir(void)
+{
+    return T.dir;
+}
+
+void it_kill(it_server *s)
+{
+    if (s->is_leader && T.leader_ctx) {
+        redisFree(T.leader_ctx);
+        T.leader_ctx = NULL;
+    }
+    kill_and_reap(&s->pid);
+}
+
+void it_pause(it_server *s)
+{
+    cr_assert(s->pid > 0, "pause: server %d not running", s->port);
+    kill(s->pid, SIGSTOP);
+}
+
+void it_resume(it_server *s)
+{
+    cr_assert(s->pid > 0, "resume: server %d not running", s->port);
+    kill(s->pid, SIGCONT);
+}
+
+void it_restart(it_server *s)
+{
+    cr_assert(s->pid == 0, "restart: server %d is still running", s->port);
+    /* no persistence: the server comes back empty (the RDB a replica got
+     * at its last full sync is dropped, so it cannot reload stale data) */
+    char dump[128];
+    snprintf(dump, sizeof dump, "%s/dump-%d.rdb", T.dir, s->port);
+    unlink(dump);
+    if (s->is_leader) {
+        if (T.leader_ctx) {
+            redisFree(T.leader_ctx);
+            T.leader_ctx = NULL;
+        }
+    }
+    redis_start_all(&s, 1, true);
+}
+
+bool it_proxy_signal_wait(int sig, int timeout_ms, int *status)
+{
+    cr_assert(T.proxy_pid > 0, "rcproxy is not running");
+    kill(T.proxy_pid, sig);
+    if (!reap(T.proxy_pid, timeout_ms, status))
+        return false;
+    T.proxy_pid = 0;
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* public: readiness                                                        */
+
+/* Free a cached idle link that broke or has something to read (it was
+ * closed by the peer: CLIENT KILL, restart), so that it gets reconnected
+ * instead of failing on first use. */
+static void drop_if_dead(redisContext **c)
+{
+    if (!*c)
+        return;
+    struct pollfd p = { .fd = (*c)->fd, .events = POLLIN };
+    if ((*c)->err || poll(&p, 1, 0) != 0) {
+        redisFree(*c);
+        *c = NULL;
+    }
+}
+
+redisContext *it_leader(void)
+{
+    cr_assert(T.leader.pid > 0, "it_leader: the leader is not running");
+    drop_if_dead(&T.leader_ctx);
+    if (!T.leader_ctx)
+        T.leader_ctx = it_try_connect(T.leader.port, backend_pw(), IT_DEFAULT_TIMEOUT_MS);
+    cr_assert_not_null(T.leader_ctx, "cannot connect to the leader on port %d",
+                       T.leader.port);
+    return T.leader_ctx;
+}
+
+static bool replica_caught_up(const it_server *s, long long offset)
+{
+    redisContext *c = it_try_connect(s->port, backend_pw(), 1000);
+    if (!c)
+        return false;
+    char *info = it_try_info(c, "replication");
+    char link[32], off[32];
+    bool ok = info && it_info_value(info, "master_link_status", link, sizeof link) &&
+              strcmp(link, "up") == 0 &&
+              it_info_value(info, "slave_repl_offset", off, sizeof off) &&
+              atoll(off) >= offset;
+    free(info);
+    redisFree(c);
+    return ok;
+}
+
+void it_wait_replication(int timeout_ms)
+{
+    if (T.leader.pid == 0)
+        return;
+    char *info = it_try_info(it_leader(), "replication");
+    char off[32];
+    cr_assert(info && it_info_value(info, "master_repl_offset", off, sizeof off),
+              "cannot read the leader's master_repl_offset");
+    free(info);
+    long long offset = atoll(off);
+    long long deadline = it_now_ms() + timeout_ms;
+    for (int i = 0; i < T.nreplicas; i++) {
+        it_server *s = &T.replicas[i];
+        while (s->pid > 0 && !replica_caught_up(s, offset)) {
+            cr_assert(it_now_ms() < deadline,
+                      "replica %d did not reach offset %lld within %d ms", s->port,
+                      offset, timeout_ms);
+            it_sleep_ms(10);
+        }
+    }
+}
+
+/* INFO rcproxy through the cached admin connection; NULL on failure. */
+static char *proxy_info(void)
+{
+    if (T.proxy_pid == 0)
+        return NULL;
+    drop_if_dead(&T.proxy_ctx);
+    if (!T.proxy_ctx)
+        T.proxy_ctx = it_try_connect(T.proxy_port, T.opts.proxy_password, 2000);
+    return T.proxy_ctx ? it_try_info(T.proxy_ctx, "rcproxy") : NULL;
+}
+
+/* Find backend `port`'s line ("backendN:addr=127.0.0.1:PORT,...") in an
+ * INFO rcproxy text and copy the value of `field` into out. */
+static bool backend_field_in(const char *info, int port, const char *field,
+                             char *out, size_t cap)
+{
+    char addr[48];
+    int alen = snprintf(addr, sizeof addr, "addr=127.0.0.1:%d", port);
+    size_t flen = strlen(field);
+    for (const char *line = info; line && *line;) {
+        const char *end = line + strcspn(line, "\r\n");
+        const char *colon = memchr(line, ':', (size_t)(end - line));
+        if (strncmp(line, "backend", 7) == 0 && colon && line[7] >= '0' &&
+            line[7] <= '9') {
+            const char *v = colon + 1;
+            const char *a = memmem(v, (size_t)(end - v), addr, (size_t)alen);
+            if (a && (a == v || a[-1] == ',') &&
+                (a + alen == end || a[alen] == ',')) {
+                /* scan key=value pairs */
+                for (const char *kv = v; kv < end;) {
+                    const char *comma = memchr(kv, ',', (size_t)(end - kv));
+                    const char *stop = comma ? comma : end;
+                    if ((size_t)(stop - kv) > flen && strncmp(kv, field, flen) == 0 &&
+                        kv[flen] == '=') {
+                        size_t n = (size_t)(stop - kv) - flen - 1;
+                        if (n >= cap)
+                            n = cap - 1;
+                        memcpy(out, kv + flen + 1, n);
+                        out[n] = '\0';
+                        return true;
+                    }
+                    kv = stop + 1;
+                }
+                return false;
+            }
+        }
+        line = end + strspn(end, "\r\n");
+    }
+    return false;
+}
+
+bool it_backend_field(const it_server *s, const char *field, char *out, size_t cap)
+{
+    char *info = proxy_info();
+    bool ok = info && backend_field_in(info, s->port, field, out, cap);
+    free(info);
+    return ok;
+}
+
+bool it_wait_backend_field(const it_server *s, const char *field,
+                           const char *value, int timeout_ms)
+{
+    if (T.direct)
+        return true;
+    long long deadline = it_now_ms() + timeout_ms;
+    for (;;) {
+        char v[64];
+        if (it_backend_field(s, field, v, sizeof v) && strcmp(v, value) == 0)
+            return true;
+        if (it_now_ms() >= deadline)
+            return false;
+        it_sleep_ms(POLL_INTERVAL_MS);
+    }
+}
+
+void it_wait_ready(int timeout_ms)
+{
+    long long start = it_now_ms();
+    it_wait_replication(timeout_ms);
+    if (T.direct || T.proxy_pid == 0)
+        return;
+    int left = (int)(timeout_ms - (it_now_ms() - start));
+    if (left < 100)
+        left = 100;
+    if (T.leader.pid > 0)
+        cr_assert(it_wait_backend_field(&T.leader, "status", "up", left),
+                  "rcproxy never showed the leader (port %d) status=up", T.leader.port);
+    for (int i = 0; i < T.nreplicas; i++) {
+        if (T.replicas[i].pid == 0)
+            continue;
+        left = (int)(timeout_ms - (it_now_ms() - start));
+        if (left < 100)
+            left = 100;
+        cr_assert(it_wait_backend_field(&T.replicas[i], "in_rotation", "yes", left),
+                  "rcproxy never showed replica %d in_rotation=yes", T.replicas[i].port);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* public: clients                                                          */
+
+redisContext *it_connect(void)
+{
+    redisContext *c = it_try_connect(it_client_port(), client_pw(), IT_DEFAULT_TIMEOUT_MS);
+    cr_assert_not_null(c, "cannot connect (and authenticate) to port %d", it_client_port());
+    return c;
+}
+
+redisContext *it_connect_noauth(void)
+{
+    redisContext *c = it_try_connect(it_client_port(), NULL, IT_DEFAULT_TIMEOUT_MS);
+    cr_assert_not_null(c, "cannot connect to port %d", it_client_port());
+    return c;
+}
+
+/* ------------------------------------------------------------------------ */
+/* public: raw sockets                                                      */
+
+int it_raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = tv_ms(10000);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool it_raw_send(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+size_t it_raw_read_all(int fd, char *buf, size_t cap, int timeout_ms, bool *eof)
+{
+    size_t got = 0;
+    long long deadline = it_now_ms() + timeout_ms;
+    *eof = false;
+    while (got < cap) {
+        long long left = deadline - it_now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int pr = poll(&pfd, 1, (int)left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            break;
+        ssize_t n = recv(fd, buf + got, cap - got, 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0) {
+            *eof = true;
+            break;
+        }
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    return got;
+}

@@ -1,0 +1,211 @@
+/*
+ * harness.h -- integration-test harness for rcproxy.
+ *
+ * A test starts one topology (a redis-server leader, N replicas and, unless
+ * the environment says RCPROXY_TEST_DIRECT=1, an rcproxy in front of them)
+ * on free 127.0.0.1 ports, in a private temporary directory.  Criterion runs
+ * every test in its own worker process, so the topology is per-process state
+ * kept inside harness.c; IT_TEST wires the setup/teardown hooks.
+ *
+ * Direct mode (RCPROXY_TEST_DIRECT=1): the same Redis topology is started but
+ * no rcproxy; it_client_port()/it_connect() lead straight to the leader.  This
+ * proves the tests' own logic against real Redis.  Tests that only make sense
+ * through the proxy call IT_SKIP_IF_DIRECT().
+ *
+ * Cleanup: it_fini (criterion .fini) SIGKILLs and reaps every process the test
+ * started, also after a failed assertion; every child also gets
+ * PR_SET_PDEATHSIG so it dies with the worker if the worker itself is killed
+ * (criterion timeout), and an atexit/SIGTERM net kills what is left.  When a
+ * test fails, the tail of rcproxy's log and output is printed to stderr.
+ * The temporary directory is /tmp/rcproxy-it-<worker pid>-XXXXXX; it_init
+ * removes those left by workers that no longer exist (crash, timeout).
+ * RCPROXY_TEST_KEEP=1 keeps the directories for inspection.
+ *
+ * All helpers that take no "try" in their name assert (cr_assert) on failure
+ * and so must be called from the test's main thread.  it_try_* helpers never
+ * assert and may be used from worker threads.
+ */
+#ifndef RCPROXY_IT_HARNESS_H
+#define RCPROXY_IT_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+
+#define IT_MAX_REPLICAS 4
+#define IT_MAX_PROXY_ARGS 16
+
+/* Default socket timeout for client connections made by the harness. */
+#define IT_DEFAULT_TIMEOUT_MS 10000
+
+typedef struct it_server {
+    int port;
+    pid_t pid;          /* 0 when not running */
+    bool is_leader;
+} it_server;
+
+/* Topology options.  Strings are not copied: they must live until the test
+ * ends (string literals in practice). */
+typedef struct it_opts {
+    int replicas;                   /* 0..IT_MAX_REPLICAS */
+    /* requirepass + masterauth on every redis-server, --backend-password
+     * for rcproxy; NULL for none */
+    const char *backend_password;
+    /* rcproxy --requirepass; NULL for none (direct mode: unused) */
+    const char *proxy_password;
+    /* extra rcproxy arguments, NULL-terminated */
+    const char *proxy_args[IT_MAX_PROXY_ARGS];
+    /* do not wait for every replica to be in rotation after start */
+    bool no_rotation_wait;
+} it_opts;
+
+/* ---- test declaration --------------------------------------------------- */
+
+void it_init(void);
+void it_fini(void);
+void it_mark_passed(void);
+void it_mark_skipped(void);
+
+/* Declare a test with the harness hooks and a timeout in seconds.  The body
+ * follows like a function body.  The test counts as passed only if the body
+ * returns normally (used to decide whether to print logs at teardown). */
+#define IT_TEST(suite, name, secs)                                            \
+    static void it_body_##suite##_##name(void);                               \
+    Test(suite, name, .init = it_init, .fini = it_fini, .timeout = (secs))    \
+    {                                                                         \
+        it_body_##suite##_##name();                                           \
+        it_mark_passed();                                                     \
+    }                                                                         \
+    static void it_body_##suite##_##name(void)
+
+/* Skip the current test (reported as skipped) in direct mode. */
+#define IT_SKIP_IF_DIRECT()                                                   \
+    do {                                                                      \
+        if (it_direct()) {                                                    \
+            it_mark_skipped();                                                \
+            cr_skip_test("needs rcproxy (RCPROXY_TEST_DIRECT=1)");            \
+        }                                                                     \
+    } while (0)
+
+/* ---- topology ----------------------------------------------------------- */
+
+/* True when RCPROXY_TEST_DIRECT=1: no proxy, clients talk to the leader. */
+bool it_direct(void);
+
+/* Start the topology described by o (NULL: 2 replicas, no passwords) and
+ * wait until it is ready: every redis-server answers PING, every replica's
+ * link is up and, with the proxy, rcproxy answers and shows every replica
+ * in_rotation=yes (unless o->no_rotation_wait).  Asserts on failure. */
+void it_start(const it_opts *o);
+
+it_server *it_leader_server(void);
+it_server *it_replica(int i);
+int it_replica_count(void);
+/* Port clients use: rcproxy's, or the leader's in direct mode. */
+int it_client_port(void);
+pid_t it_proxy_pid(void);
+const char *it_tmpdir(void);
+
+/* SIGKILL the server and reap it.  No-op if not running. */
+void it_kill(it_server *s);
+/* SIGSTOP / SIGCONT the server. */
+void it_pause(it_server *s);
+void it_resume(it_server *s);
+/* Start a killed server again on the same port, with empty data (its RDB
+ * file is removed first; a replica gets --replicaof the leader again and
+ * full-syncs) and wait until it answers
+ * PING; a replica also waits for its link when the leader is running. */
+void it_restart(it_server *s);
+
+/* Send sig to rcproxy and wait up to timeout_ms for it to exit.  Returns
+ * true when it exited; *status gets the waitpid status. */
+bool it_proxy_signal_wait(int sig, int timeout_ms, int *status);
+
+/* Wait (bounded) until every running replica has applied everything the
+ * leader had written when the call started.  Asserts on timeout. */
+void it_wait_replication(int timeout_ms);
+/* it_wait_replication, then (proxy mode) wait until rcproxy shows the
+ * leader status=up and every running replica in_rotation=yes. */
+void it_wait_ready(int timeout_ms);
+/* Proxy mode: wait until backend `s` shows field=value in INFO rcproxy.
+ * Returns false on timeout.  Direct mode: returns true. */
+bool it_wait_backend_field(const it_server *s, const char *field,
+                           const char *value, int timeout_ms);
+/* Copy backend s's INFO rcproxy field into out (cap bytes).  Returns false
+ * if the backend or field is not listed (or the proxy does not answer). */
+bool it_backend_field(const it_server *s, const char *field, char *out,
+                      size_t cap);
+
+/* ---- clients ------------------------------------------------------------ */
+
+/* Client connection to it_client_port(), authenticated with the proxy
+ * password (direct mode: the backend password) when one is configured.
+ * Timeout IT_DEFAULT_TIMEOUT_MS.  Asserts on failure; caller frees. */
+redisContext *it_connect(void);
+/* Same, without AUTH. */
+redisContext *it_connect_noauth(void);
+/* A cached direct connection to the leader (reconnected if it broke).
+ * Owned by the harness; do not free. */
+redisContext *it_leader(void);
+/* Connect to 127.0.0.1:port, AUTH with password if non-NULL, set the
+ * socket timeout.  Returns NULL on any failure; never asserts. */
+redisContext *it_try_connect(int port, const char *password, int timeout_ms);
+/* Set the read/write timeout of c. */
+void it_set_timeout(redisContext *c, int timeout_ms);
+
+/* ---- commands (hiredis format strings, %s %b %d ...) -------------------- */
+
+/* Run a command; asserts that a reply arrived.  Caller frees the reply. */
+redisReply *it_cmd(redisContext *c, const char *fmt, ...);
+/* Assert a status reply equal to "OK". */
+void it_ok(redisContext *c, const char *fmt, ...);
+/* Assert an integer reply; returns it. */
+long long it_int(redisContext *c, const char *fmt, ...);
+/* Assert an integer reply equal to want. */
+void it_expect_int(redisContext *c, long long want, const char *fmt, ...);
+/* Assert a bulk string reply equal to want. */
+void it_expect_str(redisContext *c, const char *want, const char *fmt, ...);
+/* Assert a status reply equal to want. */
+void it_expect_status(redisContext *c, const char *want, const char *fmt, ...);
+/* Assert a nil reply. */
+void it_expect_nil(redisContext *c, const char *fmt, ...);
+/* Assert an error reply containing every '|'-separated part of `parts`
+ * (e.g. "leader|unavailable").  Returns nothing; the message is logged. */
+void it_expect_err(redisContext *c, const char *parts, const char *fmt, ...);
+
+/* True if reply r is an error containing every '|'-separated part. */
+bool it_err_has(const redisReply *r, const char *parts);
+/* Short human description of a reply, for messages (static buffer). */
+const char *it_reply_desc(const redisReply *r);
+
+/* INFO <section> through c as a malloc'd string, or NULL.  Caller frees. */
+char *it_try_info(redisContext *c, const char *section);
+/* Copy the value of "key:" from an INFO text into out. False if absent. */
+bool it_info_value(const char *info, const char *key, char *out, size_t cap);
+
+/* ---- raw sockets -------------------------------------------------------- */
+
+/* Plain TCP connection to 127.0.0.1:port, or -1. */
+int it_raw_connect(int port);
+/* Write all of buf (bounded by a 10 s send timeout).  False on error. */
+bool it_raw_send(int fd, const void *buf, size_t len);
+/* Read until EOF, error, cap bytes or timeout_ms.  Returns the bytes read
+ * (NUL-terminated in buf, which must hold cap+1); *eof tells whether the
+ * peer closed (EOF or reset) before the deadline. */
+size_t it_raw_read_all(int fd, char *buf, size_t cap, int timeout_ms,
+                       bool *eof);
+
+/* ---- time --------------------------------------------------------------- */
+
+/* Monotonic clock in milliseconds. */
+long long it_now_ms(void);
+void it_sleep_ms(int ms);
+/* Poll pred(arg) every interval_ms until it returns true or timeout_ms
+ * passed.  Returns the last result. */
+bool it_wait_until(bool (*pred)(void *), void *arg, int timeout_ms,
+                   int interval_ms);
+
+#endif
