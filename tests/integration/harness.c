@@ -765,6 +765,34 @@ void it_init(void)
         remove_stale_dirs();
 }
 
+void it_check_proxy_exit(void)
+{
+    if (T.direct || T.proxy_pid <= 0)
+        return;
+    pid_t pid = T.proxy_pid;
+    int status = 0;
+    kill(pid, SIGTERM);
+    bool reaped = reap(pid, 10000, &status);
+    if (!reaped)
+        kill_and_reap(&T.proxy_pid);
+    T.proxy_pid = 0;
+    cr_assert(reaped, "rcproxy did not exit within 10 s of SIGTERM");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "rcproxy exited abnormally after SIGTERM (status 0x%x)", status);
+    char path[128], line[512];
+    snprintf(path, sizeof path, "%s/rcproxy.out", T.dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return;
+    bool dirty = false;
+    while (fgets(line, sizeof line, fp))
+        if (strstr(line, "AddressSanitizer") || strstr(line, "LeakSanitizer") ||
+            strstr(line, "runtime error:"))
+            dirty = true;
+    fclose(fp);
+    cr_assert(!dirty, "sanitizer report in %s (see its tail below)", path);
+}
+
 void it_mark_passed(void)
 {
     T.passed = true;

@@ -77,9 +77,15 @@ void it_mark_skipped(void);
     Test(suite, name, .init = it_init, .fini = it_fini, .timeout = (secs))    \
     {                                                                         \
         it_body_##suite##_##name();                                           \
+        it_check_proxy_exit();                                                \
         it_mark_passed();                                                     \
     }                                                                         \
     static void it_body_##suite##_##name(void)
+
+/* End of every test: stop rcproxy with SIGTERM and assert it exits 0
+ * within 10 s with no sanitizer report in its output (a leak, a
+ * use-after-free or UB found during the test fails the test). */
+void it_check_proxy_exit(void);
 
 /* Skip the current test (reported as skipped) in direct mode. */
 #define IT_SKIP_IF_DIRECT()                                                   \
