@@ -85,10 +85,27 @@ static const conf_enum_item loglevel_enum[] = {
     {NULL, 0},
 };
 
+static const conf_enum_item write_ack_enum[] = {
+    {"async", CONF_ACK_ASYNC},
+    {"semisync", CONF_ACK_SEMISYNC},
+    {"sync", CONF_ACK_SYNC},
+    {NULL, 0},
+};
+
+static const conf_enum_item read_consistency_enum[] = {
+    {"eventual", CONF_READ_EVENTUAL},
+    {"ryw", CONF_READ_RYW},
+    {"monotonic", CONF_READ_MONOTONIC},
+    {"strong", CONF_READ_STRONG},
+    {NULL, 0},
+};
+
 /* Enum fields are stored through an int; that is only sound if they are int
  * sized, which every ABI rcproxy builds on guarantees for these small enums. */
 _Static_assert(sizeof(conf_mode) == sizeof(int), "conf_mode must be int sized");
 _Static_assert(sizeof(conf_loglevel) == sizeof(int), "conf_loglevel must be int sized");
+_Static_assert(sizeof(conf_write_ack) == sizeof(int), "conf_write_ack must be int sized");
+_Static_assert(sizeof(conf_read_consistency) == sizeof(int), "conf_read_consistency must be int sized");
 
 static conf_setter set_obuf_limit;
 
@@ -134,6 +151,13 @@ static const conf_directive directives[] = {
     {"backend-timeout", CT_INT, FIELD(backend_timeout), 0, 0, 86400000, DEF("5000"), NULL, NULL, 0},
     {"backend-retry-interval", CT_INT, FIELD(backend_retry_interval), 0, 10, 60000, DEF("200"), NULL, NULL, 0},
     {"health-check-interval", CT_INT, FIELD(health_check_interval), 0, 10, 60000, DEF("200"), NULL, NULL, 0},
+
+    /* replication guarantees (times in milliseconds) */
+    {"write-ack", CT_ENUM, FIELD(write_ack), 0, 0, 0, DEF("async"), write_ack_enum, NULL, 0},
+    {"write-ack-timeout", CT_INT, FIELD(write_ack_timeout), 0, 1, 3600000, DEF("1000"), NULL, NULL, 0},
+    {"read-consistency", CT_ENUM, FIELD(read_consistency), 0, 0, 0, DEF("ryw"), read_consistency_enum, NULL, 0},
+    {"ryw-wait-timeout", CT_INT, FIELD(ryw_wait_timeout), 0, 0, 60000, DEF("100"), NULL, NULL, 0},
+    {"replica-max-lag", CT_MEMORY, FIELD(replica_max_lag), 0, 0, LLONG_MAX, DEF("1mb"), NULL, NULL, 0},
 
     /* process */
     {"loglevel", CT_ENUM, FIELD(loglevel), 0, 0, 0, DEF("notice"), loglevel_enum, NULL, 1},
@@ -1216,4 +1240,32 @@ const char *conf_loglevel_name(conf_loglevel l)
 const char *conf_mode_name(conf_mode m)
 {
     return enum_name(mode_enum, (int)m);
+}
+
+const char *conf_write_ack_name(conf_write_ack a)
+{
+    return enum_name(write_ack_enum, (int)a);
+}
+
+const char *conf_read_consistency_name(conf_read_consistency r)
+{
+    return enum_name(read_consistency_enum, (int)r);
+}
+
+static int enum_parse(const conf_enum_item *e, const char *s, size_t len)
+{
+    for (; e->name; e++)
+        if (strlen(e->name) == len && strncasecmp(e->name, s, len) == 0)
+            return e->value;
+    return -1;
+}
+
+int conf_write_ack_parse(const char *s, size_t len)
+{
+    return enum_parse(write_ack_enum, s, len);
+}
+
+int conf_read_consistency_parse(const char *s, size_t len)
+{
+    return enum_parse(read_consistency_enum, s, len);
 }

@@ -19,6 +19,13 @@
 typedef enum { CONF_MODE_LEADER = 0, CONF_MODE_QUORUM = 1 } conf_mode;
 typedef enum { CONF_LOG_DEBUG = 0, CONF_LOG_VERBOSE, CONF_LOG_NOTICE, CONF_LOG_WARNING } conf_loglevel;
 
+/* write-ack: when a write is acknowledged to the client */
+typedef enum { CONF_ACK_ASYNC = 0, CONF_ACK_SEMISYNC, CONF_ACK_SYNC } conf_write_ack;
+/* read-consistency: what a session's reads are guaranteed to see */
+typedef enum {
+    CONF_READ_EVENTUAL = 0, CONF_READ_RYW, CONF_READ_MONOTONIC, CONF_READ_STRONG
+} conf_read_consistency;
+
 typedef struct conf_addr {
     char host[256];
     int port;
@@ -69,6 +76,13 @@ typedef struct conf {
     int backend_retry_interval;          /* ms between reconnect attempts, default 200 */
     int health_check_interval;           /* ms between INFO polls of each backend, default 200 */
 
+    /* replication guarantees (mode leader) */
+    conf_write_ack write_ack;            /* `write-ack async|semisync|sync`, default async */
+    int write_ack_timeout;               /* ms WAIT may take, default 1000 */
+    conf_read_consistency read_consistency; /* `read-consistency eventual|ryw|monotonic|strong`, default ryw */
+    int ryw_wait_timeout;                /* ms a read may wait for a caught-up replica, default 100 */
+    long long replica_max_lag;           /* bytes behind the leader before a replica gets no reads, 0 = no limit; default 1mb */
+
     /* process */
     conf_loglevel loglevel;              /* default notice */
     char logfile[1024];                  /* "" = standard output */
@@ -105,5 +119,10 @@ int conf_parse_addr(const char *s, conf_addr *out);
 /* Name of a loglevel / mode, for INFO and messages. */
 const char *conf_loglevel_name(conf_loglevel l);
 const char *conf_mode_name(conf_mode m);
+const char *conf_write_ack_name(conf_write_ack a);
+const char *conf_read_consistency_name(conf_read_consistency r);
+/* Parse a level name (case-insensitive); -1 if unknown. */
+int conf_write_ack_parse(const char *s, size_t len);
+int conf_read_consistency_parse(const char *s, size_t len);
 
 #endif

@@ -34,6 +34,9 @@
 #ifndef REDIS_SERVER_BIN
 #error "REDIS_SERVER_BIN must be defined by the build"
 #endif
+#ifndef DELAY_RELAY_BIN
+#define DELAY_RELAY_BIN ""      /* only needed by tests that set relay_delay_ms */
+#endif
 
 #define START_TIMEOUT_MS 10000
 #define SPAWN_ATTEMPTS 3
@@ -55,6 +58,10 @@ typedef struct topo {
     int nreplicas;
     int proxy_port;
     pid_t proxy_pid;
+    int proxy2_port;               /* second rcproxy, see it_start_proxy2() */
+    pid_t proxy2_pid;
+    int relay_port;                /* delay relay in front of the leader, */
+    pid_t relay_pid;               /* used by replica 0 (relay_delay_ms) */
     redisContext *leader_ctx;      /* cached, see it_leader() */
     redisContext *proxy_ctx;       /* cached admin link for INFO rcproxy */
 } topo;
@@ -63,7 +70,7 @@ static topo T;
 
 /* Every pid we started, for the signal/atexit safety net (only kill() is
  * used there, which is async-signal-safe). */
-static volatile pid_t g_pids[IT_MAX_REPLICAS + 2];
+static volatile pid_t g_pids[IT_MAX_REPLICAS + 4];
 
 /* ------------------------------------------------------------------------ */
 /* small utilities                                                          */
@@ -560,7 +567,9 @@ static bool redis_spawn(it_server *s)
     arg_add(a, "--client-output-buffer-limit");
     arg_add(a, "replica"); arg_add(a, "0"); arg_add(a, "0"); arg_add(a, "0");
     if (!s->is_leader) {
-        arg_add(a, "--replicaof"); arg_add(a, "127.0.0.1"); arg_add(a, "%d", T.leader.port);
+        /* replica 0 stays behind the delay relay, also when restarted */
+        int master = s == &T.replicas[0] && T.relay_port > 0 ? T.relay_port : T.leader.port;
+        arg_add(a, "--replicaof"); arg_add(a, "127.0.0.1"); arg_add(a, "%d", master);
     }
     if (backend_pw()) {
         arg_add(a, "--requirepass"); arg_add(a, "%s", backend_pw());
@@ -650,13 +659,15 @@ static void redis_start_all(it_server **servers, int n, bool keep_port)
                    SPAWN_ATTEMPTS, T.dir);
 }
 
-static bool proxy_spawn(void)
+/* Start an rcproxy on `port` in front of the topology, logging to
+ * <tmpdir>/<name>.log and <name>.out; *pid gets its pid (0 on failure). */
+static bool proxy_spawn(int port, const char *name, pid_t *pid)
 {
     argv_b *a = calloc(1, sizeof *a);
     if (!a)
         return false;
     arg_add(a, "%s", RCPROXY_BIN);
-    arg_add(a, "--port"); arg_add(a, "%d", T.proxy_port);
+    arg_add(a, "--port"); arg_add(a, "%d", port);
     arg_add(a, "--bind"); arg_add(a, "127.0.0.1");
     arg_add(a, "--mode"); arg_add(a, "leader");
     arg_add(a, "--leader"); arg_add(a, "127.0.0.1:%d", T.leader.port);
@@ -664,7 +675,7 @@ static bool proxy_spawn(void)
         arg_add(a, "--replica"); arg_add(a, "127.0.0.1:%d", T.replicas[i].port);
     }
     arg_add(a, "--loglevel"); arg_add(a, "warning");
-    arg_add(a, "--logfile"); arg_add(a, "%s/rcproxy.log", T.dir);
+    arg_add(a, "--logfile"); arg_add(a, "%s/%s.log", T.dir, name);
     arg_add(a, "--health-check-interval"); arg_add(a, "100");
     if (T.opts.proxy_password) {
         arg_add(a, "--requirepass"); arg_add(a, "%s", T.opts.proxy_password);
@@ -674,13 +685,15 @@ static bool proxy_spawn(void)
     }
     for (int i = 0; i < IT_MAX_PROXY_ARGS && T.opts.proxy_args[i]; i++)
         arg_add(a, "%s", T.opts.proxy_args[i]);
-    return launch(a, "rcproxy.out", &T.proxy_pid);
+    char out[64];
+    snprintf(out, sizeof out, "%s.out", name);
+    return launch(a, out, pid);
 }
 
 /* rcproxy is up when a PING gets any reply (PONG, or NOAUTH before AUTH). */
-static bool proxy_answers(void)
+static bool proxy_answers(int port)
 {
-    redisContext *c = it_try_connect(T.proxy_port, NULL, 1000);
+    redisContext *c = it_try_connect(port, NULL, 1000);
     if (!c)
         return false;
     redisReply *r = redisCommand(c, "PING");
@@ -691,19 +704,57 @@ static bool proxy_answers(void)
     return ok;
 }
 
-static void proxy_start(void)
+/* Copy the last (up to 3) non-empty lines of file path into out (cap
+ * bytes), joined with " | "; "" if none.  Used to say why a process exited
+ * at start (rcproxy's config errors take 3 lines). */
+static void last_lines(const char *path, char *out, size_t cap)
 {
+    enum { KEEP = 3 };
+    char lines[KEEP][160];
+    int n = 0;
+    out[0] = '\0';
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, fp)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0]) {
+            char *dst = lines[n++ % KEEP];
+            size_t len = strnlen(line, sizeof lines[0] - 1);
+            memcpy(dst, line, len);
+            dst[len] = '\0';
+        }
+    }
+    fclose(fp);
+    size_t used = 0;
+    for (int i = n > KEEP ? n - KEEP : 0; i < n && used < cap; i++) {
+        int w = snprintf(out + used, cap - used, "%s%s", used ? " | " : "", lines[i % KEEP]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+/* Start an rcproxy (see proxy_spawn) on a free port and wait until it
+ * answers; one that exits at start (port taken) is retried on another port.
+ * Asserts on failure, quoting the last lines of its output (e.g. a config
+ * error for a directive it does not know). */
+static void proxy_start_as(const char *name, int *port, pid_t *pid)
+{
+    char out[128], why[512] = "";
+    snprintf(out, sizeof out, "%s/%s.out", T.dir, name);
     for (int attempt = 0; attempt < SPAWN_ATTEMPTS; attempt++) {
-        T.proxy_port = free_port();
-        cr_assert(T.proxy_port > 0, "no free port");
-        cr_assert(proxy_spawn(), "cannot start %s", RCPROXY_BIN);
+        *port = free_port();
+        cr_assert(*port > 0, "no free port");
+        cr_assert(proxy_spawn(*port, name, pid), "cannot start %s", RCPROXY_BIN);
         long long deadline = it_now_ms() + START_TIMEOUT_MS;
         for (;;) {
-            if (has_exited(T.proxy_pid)) {
-                T.proxy_pid = 0;
+            if (has_exited(*pid)) {
+                *pid = 0;
                 break;
             }
-            if (proxy_answers())
+            if (proxy_answers(*port))
                 return;
             cr_assert(it_now_ms() < deadline, "rcproxy not answering PING after %d ms",
                       START_TIMEOUT_MS);
@@ -712,7 +763,68 @@ static void proxy_start(void)
         fprintf(stderr, "harness: rcproxy exited at start (attempt %d)\n", attempt + 1);
         it_sleep_ms(100);
     }
-    cr_assert_fail("rcproxy exited at start %d times (%s)", SPAWN_ATTEMPTS, RCPROXY_BIN);
+    last_lines(out, why, sizeof why);
+    cr_assert_fail("rcproxy exited at start %d times (%s); its last output: %s",
+                   SPAWN_ATTEMPTS, RCPROXY_BIN, why[0] ? why : "(none)");
+}
+
+static void proxy_start(void)
+{
+    proxy_start_as("rcproxy", &T.proxy_port, &T.proxy_pid);
+}
+
+/* True once <tmpdir>/delay_relay.out has a "ready" line. */
+static bool relay_said_ready(void)
+{
+    char path[128], line[256];
+    snprintf(path, sizeof path, "%s/delay_relay.out", T.dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return false;
+    bool ready = false;
+    while (!ready && fgets(line, sizeof line, fp))
+        ready = strcmp(line, "ready\n") == 0;
+    fclose(fp);
+    return ready;
+}
+
+/* Start tools/delay_relay on a free port in front of the leader, holding
+ * the leader->replica direction relay_delay_ms, and wait for its "ready".
+ * A relay that exits at start (port taken) is retried on another port. */
+static void relay_start(void)
+{
+    cr_assert(DELAY_RELAY_BIN[0] && access(DELAY_RELAY_BIN, X_OK) == 0,
+              "delay relay binary \"%s\" missing: build it (ninja -C <builddir> "
+              "delay_relay)", DELAY_RELAY_BIN);
+    for (int attempt = 0; attempt < SPAWN_ATTEMPTS; attempt++) {
+        T.relay_port = free_port();
+        cr_assert(T.relay_port > 0, "no free port");
+        argv_b *a = calloc(1, sizeof *a);
+        cr_assert_not_null(a, "out of memory");
+        arg_add(a, "%s", DELAY_RELAY_BIN);
+        arg_add(a, "--listen"); arg_add(a, "%d", T.relay_port);
+        arg_add(a, "--target"); arg_add(a, "127.0.0.1:%d", T.leader.port);
+        arg_add(a, "--delay"); arg_add(a, "%d", T.opts.relay_delay_ms);
+        cr_assert(launch(a, "delay_relay.out", &T.relay_pid), "cannot start %s",
+                  DELAY_RELAY_BIN);
+        long long deadline = it_now_ms() + START_TIMEOUT_MS;
+        for (;;) {
+            if (has_exited(T.relay_pid)) {
+                T.relay_pid = 0;
+                break;
+            }
+            if (relay_said_ready())
+                return;
+            cr_assert(it_now_ms() < deadline, "delay relay not ready after %d ms",
+                      START_TIMEOUT_MS);
+            it_sleep_ms(POLL_INTERVAL_MS);
+        }
+        fprintf(stderr, "harness: delay relay exited at start (attempt %d)\n", attempt + 1);
+        it_sleep_ms(100);
+    }
+    T.relay_port = 0;
+    cr_assert_fail("delay relay exited at start %d times (see %s/delay_relay.out)",
+                   SPAWN_ATTEMPTS, T.dir);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -765,22 +877,24 @@ void it_init(void)
         remove_stale_dirs();
 }
 
-void it_check_proxy_exit(void)
+/* SIGTERM the rcproxy *pid (output in <tmpdir>/<name>.out) and assert a
+ * clean exit; see it_check_proxy_exit(). */
+static void check_proxy_exit(const char *name, pid_t *ppid)
 {
-    if (T.direct || T.proxy_pid <= 0)
+    if (T.direct || *ppid <= 0)
         return;
-    pid_t pid = T.proxy_pid;
+    pid_t pid = *ppid;
     int status = 0;
     kill(pid, SIGTERM);
     bool reaped = reap(pid, 10000, &status);
     if (!reaped)
-        kill_and_reap(&T.proxy_pid);
-    T.proxy_pid = 0;
-    cr_assert(reaped, "rcproxy did not exit within 10 s of SIGTERM");
+        kill_and_reap(ppid);
+    *ppid = 0;
+    cr_assert(reaped, "%s did not exit within 10 s of SIGTERM", name);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-              "rcproxy exited abnormally after SIGTERM (status 0x%x)", status);
+              "%s exited abnormally after SIGTERM (status 0x%x)", name, status);
     char path[128], line[512];
-    snprintf(path, sizeof path, "%s/rcproxy.out", T.dir);
+    snprintf(path, sizeof path, "%s/%s.out", T.dir, name);
     FILE *fp = fopen(path, "r");
     if (!fp)
         return;
@@ -791,6 +905,12 @@ void it_check_proxy_exit(void)
             dirty = true;
     fclose(fp);
     cr_assert(!dirty, "sanitizer report in %s (see its tail below)", path);
+}
+
+void it_check_proxy_exit(void)
+{
+    check_proxy_exit("rcproxy", &T.proxy_pid);
+    check_proxy_exit("rcproxy2", &T.proxy2_pid);
 }
 
 void it_mark_passed(void)
@@ -811,8 +931,10 @@ void it_fini(void)
         redisFree(T.proxy_ctx);
     T.leader_ctx = T.proxy_ctx = NULL;
     kill_and_reap(&T.proxy_pid);
+    kill_and_reap(&T.proxy2_pid);
     for (int i = 0; i < T.nreplicas; i++)
         kill_and_reap(&T.replicas[i].pid);
+    kill_and_reap(&T.relay_pid);
     kill_and_reap(&T.leader.pid);
     if (!T.dir[0])
         return;
@@ -824,6 +946,16 @@ void it_fini(void)
         print_tail(path);
         snprintf(path, sizeof path, "%s/rcproxy.out", T.dir);
         print_tail(path);
+        if (T.proxy2_port > 0) {
+            snprintf(path, sizeof path, "%s/rcproxy2.log", T.dir);
+            print_tail(path);
+            snprintf(path, sizeof path, "%s/rcproxy2.out", T.dir);
+            print_tail(path);
+        }
+        if (T.relay_port > 0) {
+            snprintf(path, sizeof path, "%s/delay_relay.out", T.dir);
+            print_tail(path);
+        }
     }
     if (keep_dirs())
         fprintf(stderr, "harness: kept %s\n", T.dir);
@@ -852,6 +984,9 @@ void it_start(const it_opts *o)
     redis_start_all(&lead, 1, false);
 
     T.nreplicas = T.opts.replicas;
+    cr_assert(T.opts.relay_delay_ms >= 0, "bad relay_delay_ms %d", T.opts.relay_delay_ms);
+    if (T.opts.relay_delay_ms > 0 && T.nreplicas > 0)
+        relay_start();
     it_server *reps[IT_MAX_REPLICAS];
     for (int i = 0; i < T.nreplicas; i++) {
         T.replicas[i].is_leader = false;
@@ -891,6 +1026,27 @@ int it_client_port(void)
 pid_t it_proxy_pid(void)
 {
     return T.proxy_pid;
+}
+
+int it_relay_port(void)
+{
+    return T.relay_port;
+}
+
+pid_t it_relay_pid(void)
+{
+    return T.relay_pid;
+}
+
+void it_relay_delay(bool on)
+{
+    cr_assert(T.relay_pid > 0, "no delay relay running (it_opts.relay_delay_ms)");
+    kill(T.relay_pid, on ? SIGUSR2 : SIGUSR1);
+}
+
+int it_proxy2_port(void)
+{
+    return T.proxy2_port;
 }
 
 const char *it_tmpdir(void)
@@ -1108,6 +1264,45 @@ void it_wait_ready(int timeout_ms)
         cr_assert(it_wait_backend_field(&T.replicas[i], "in_rotation", "yes", left),
                   "rcproxy never showed replica %d in_rotation=yes", T.replicas[i].port);
     }
+}
+
+int it_start_proxy2(void)
+{
+    cr_assert(!T.direct, "it_start_proxy2: needs rcproxy (not in direct mode)");
+    cr_assert(T.dir[0] && T.proxy2_pid == 0, "it_start_proxy2: once, after it_start");
+    proxy_start_as("rcproxy2", &T.proxy2_port, &T.proxy2_pid);
+    if (T.opts.no_rotation_wait)
+        return T.proxy2_port;
+    long long deadline = it_now_ms() + START_TIMEOUT_MS;
+    redisContext *c = NULL;
+    for (int i = 0; i < T.nreplicas; i++) {
+        const it_server *s = &T.replicas[i];
+        bool ok = s->pid == 0;
+        while (!ok) {
+            if (!c)
+                c = it_try_connect(T.proxy2_port, T.opts.proxy_password, 2000);
+            char *info = c ? it_try_info(c, "rcproxy") : NULL;
+            char v[16];
+            ok = info && backend_field_in(info, s->port, "in_rotation", v, sizeof v) &&
+                 strcmp(v, "yes") == 0;
+            free(info);
+            if (c && c->err) {
+                redisFree(c);
+                c = NULL;
+            }
+            if (ok || it_now_ms() >= deadline)
+                break;
+            it_sleep_ms(POLL_INTERVAL_MS);
+        }
+        if (!ok) {
+            if (c)
+                redisFree(c);
+            cr_assert_fail("second rcproxy never showed replica %d in_rotation=yes", s->port);
+        }
+    }
+    if (c)
+        redisFree(c);
+    return T.proxy2_port;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -60,6 +60,10 @@ typedef struct it_opts {
     const char *proxy_args[IT_MAX_PROXY_ARGS];
     /* do not wait for every replica to be in rotation after start */
     bool no_rotation_wait;
+    /* > 0: replica 0 replicates through tools/delay_relay, which holds the
+     * leader->replica stream this many ms (it stays behind the relay when
+     * restarted); 0: no relay */
+    int relay_delay_ms;
 } it_opts;
 
 /* ---- test declaration --------------------------------------------------- */
@@ -82,9 +86,10 @@ void it_mark_skipped(void);
     }                                                                         \
     static void it_body_##suite##_##name(void)
 
-/* End of every test: stop rcproxy with SIGTERM and assert it exits 0
- * within 10 s with no sanitizer report in its output (a leak, a
- * use-after-free or UB found during the test fails the test). */
+/* End of every test: stop rcproxy (and the second one, if started) with
+ * SIGTERM and assert it exits 0 within 10 s with no sanitizer report in its
+ * output (a leak, a use-after-free or UB found during the test fails the
+ * test). */
 void it_check_proxy_exit(void);
 
 /* Skip the current test (reported as skipped) in direct mode. */
@@ -125,6 +130,25 @@ void it_resume(it_server *s);
  * full-syncs) and wait until it answers
  * PING; a replica also waits for its link when the leader is running. */
 void it_restart(it_server *s);
+
+/* ---- delay relay (it_opts.relay_delay_ms) ------------------------------ */
+
+/* The relay's listening port / pid (0 when there is no relay). */
+int it_relay_port(void);
+pid_t it_relay_pid(void);
+/* on=false: the relay forwards without delay from now on (SIGUSR1, held
+ * bytes are released at once); on=true: back to relay_delay_ms (SIGUSR2). */
+void it_relay_delay(bool on);
+
+/* ---- a second rcproxy --------------------------------------------------- */
+
+/* Start a second rcproxy in front of the same topology, with the same
+ * arguments as the first (its own port, logs rcproxy2.log / rcproxy2.out),
+ * and wait until it answers and (unless o->no_rotation_wait) shows every
+ * running replica in_rotation=yes.  Returns its port.  Proxy mode only.
+ * It is stopped and checked at the end of the test like the first one. */
+int it_start_proxy2(void);
+int it_proxy2_port(void);
 
 /* Send sig to rcproxy and wait up to timeout_ms for it to exit.  Returns
  * true when it exited; *status gets the waitpid status. */

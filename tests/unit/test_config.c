@@ -132,7 +132,7 @@ Test(table, names_unique_lowercase_and_runtime_flags)
             cr_assert(strcmp(directives[k].name, n) != 0, "duplicate row %s", n);
         cr_assert_eq(directives[i].runtime, strcmp(n, "loglevel") == 0, "%s", n);
     }
-    cr_assert_eq(N_DIRECTIVES, 29);
+    cr_assert_eq(N_DIRECTIVES, 34);
 }
 
 Test(names, mode_and_loglevel)
@@ -144,6 +144,21 @@ Test(names, mode_and_loglevel)
     cr_assert_str_eq(conf_loglevel_name(CONF_LOG_NOTICE), "notice");
     cr_assert_str_eq(conf_loglevel_name(CONF_LOG_WARNING), "warning");
     cr_assert_str_eq(conf_loglevel_name((conf_loglevel)42), "unknown");
+}
+
+Test(names, replication_levels)
+{
+    cr_assert_str_eq(conf_write_ack_name(CONF_ACK_SEMISYNC), "semisync");
+    cr_assert_str_eq(conf_read_consistency_name(CONF_READ_MONOTONIC), "monotonic");
+    cr_assert_eq(conf_write_ack_parse("SYNC", 4), CONF_ACK_SYNC);
+    cr_assert_eq(conf_write_ack_parse("syn", 3), -1);
+    cr_assert_eq(conf_read_consistency_parse("eventual", 8), CONF_READ_EVENTUAL);
+    cr_assert_eq(conf_read_consistency_parse("strongest", 9), -1);
+    load_ok("write-ack semisync\nread-consistency monotonic\nreplica-max-lag 0\n");
+    cr_assert_eq(C.write_ack, CONF_ACK_SEMISYNC);
+    cr_assert_eq(C.read_consistency, CONF_READ_MONOTONIC);
+    cr_assert_eq(C.replica_max_lag, 0);
+    load_fails("read-consistency linearizable\n", "argument(s) must be one of the following: eventual, ryw, monotonic, strong");
 }
 
 /* -------------------------------------------------------------------- int */
