@@ -1,0 +1,562 @@
+#!/usr/bin/python3
+"""topology.py -- start a Redis leader, N replicas and rcproxy on 127.0.0.1.
+
+Shared by tools/demo.sh, tools/test.sh, tests/clients and tools/bench.
+
+As a module:
+
+    import topology
+    with topology.Topology(replicas=2) as topo:
+        print(topo.proxy_port, topo.leader_port, topo.replica_ports)
+
+As a command:
+
+    tools/topology.py [--replicas N] [--proxy-port P] ...          # foreground, Ctrl-C stops
+    tools/topology.py [options] -- tests/clients/run.sh {port}      # run a command, then stop
+
+Every process runs in its own process group (and dies with this script via
+PR_SET_PDEATHSIG where Linux offers it); teardown sends SIGTERM to each group,
+SIGKILL after a grace period, and removes the scratch directory.  Every wait is
+bounded in time.  Only 127.0.0.1 is ever used.
+"""
+
+import argparse
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HOST = "127.0.0.1"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_RCPROXY = os.path.join(ROOT, "build", "rcproxy")
+
+
+class TopologyError(Exception):
+    """A server did not start or did not become ready in time."""
+
+
+class Stop(SystemExit):
+    """Raised from a signal handler to unwind through the context managers."""
+
+
+# --------------------------------------------------------------------------
+# a minimal RESP client (stdlib only), for readiness checks and INFO polling
+# --------------------------------------------------------------------------
+
+class RespError(Exception):
+    """An error reply (-ERR ...) from the server."""
+
+
+def _encode(args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if not isinstance(a, bytes):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def _read_reply(f):
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("connection closed mid-reply")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode(errors="replace")
+    if kind == b"-":
+        return RespError(rest.decode(errors="replace"))
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        if len(data) != n + 2:
+            raise ConnectionError("connection closed mid-reply")
+        return data[:-2].decode(errors="replace")
+    if kind == b"*":
+        n = int(rest)
+        if n < 0:
+            return None
+        return [_read_reply(f) for _ in range(n)]
+    raise ConnectionError("unexpected reply type %r" % kind)
+
+
+def command(port, *args, timeout=2.0, host=HOST):
+    """Send one command on a fresh connection; return the decoded reply.
+
+    Error replies are returned as RespError instances (not raised); connection
+    problems raise OSError/ConnectionError."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(_encode(args))
+        with s.makefile("rb") as f:
+            return _read_reply(f)
+
+
+def ping(port, timeout=1.0):
+    """True when the server on port answers PING with PONG."""
+    try:
+        return command(port, "PING", timeout=timeout) == "PONG"
+    except (OSError, ValueError):
+        return False
+
+
+def info_dict(port, section=None, timeout=2.0):
+    """INFO [section] parsed into {key: value}; {} on any failure."""
+    try:
+        reply = command(port, *(["INFO"] + ([section] if section else [])), timeout=timeout)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(reply, str):
+        return {}
+    out = {}
+    for line in reply.splitlines():
+        if line and not line.startswith("#") and ":" in line:
+            k, v = line.split(":", 1)
+            out[k] = v
+    return out
+
+
+# --------------------------------------------------------------------------
+# ports and processes
+# --------------------------------------------------------------------------
+
+_taken = set()
+
+
+def port_is_free(port):
+    """True when port can be bound on 127.0.0.1 right now (as Redis binds: SO_REUSEADDR)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((HOST, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port():
+    """A port the kernel says is free, not handed out before by this process."""
+    for _ in range(50):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _taken:
+            _taken.add(port)
+            return port
+    raise TopologyError("could not find a free port")
+
+
+def pick_port(wanted, prefer):
+    """wanted=None: a free port.  wanted=P and prefer: P if free else a free one.
+    wanted=P and not prefer: P (the caller fails later if it is busy)."""
+    if wanted is None:
+        return free_port()
+    if prefer and (wanted in _taken or not port_is_free(wanted)):
+        return free_port()
+    _taken.add(wanted)
+    return wanted
+
+
+def _child_setup():
+    """In the child before exec: die with the parent (Linux), own process group."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Proc:
+    """One child process in its own session / process group, with a log file."""
+
+    def __init__(self, name, argv, cwd, logpath=None, env=None, inherit_output=False):
+        self.name, self.argv, self.logpath = name, list(argv), logpath
+        out = None
+        self._logf = None
+        if not inherit_output:
+            self._logf = open(logpath, "ab")
+            out = self._logf
+        try:
+            self.popen = subprocess.Popen(
+                self.argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT if out else None,
+                start_new_session=True, preexec_fn=_child_setup)
+        except OSError:
+            if self._logf:
+                self._logf.close()
+            raise
+        self.pid = self.popen.pid
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def log_tail(self, lines=20):
+        if not self.logpath or not os.path.exists(self.logpath):
+            return ""
+        with open(self.logpath, "rb") as f:
+            data = f.read()[-8192:].decode(errors="replace")
+        return "\n".join(data.splitlines()[-lines:])
+
+    def signal_group(self, sig):
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, grace=5.0):
+        """SIGTERM to the group, SIGKILL after grace seconds; reap.  Returns exit code."""
+        if self.alive():
+            self.signal_group(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.signal_group(signal.SIGKILL)
+                try:
+                    self.popen.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+        # anything left in the group (grandchildren) goes too
+        self.signal_group(signal.SIGKILL)
+        if self._logf:
+            self._logf.close()
+            self._logf = None
+        return self.popen.returncode
+
+
+def wait_until(pred, timeout, interval=0.05, proc=None):
+    """Poll pred() until true (return True) or timeout (return False).  If proc
+    is given and exits meanwhile, stop early and return False."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if pred():
+            return True
+        if proc is not None and not proc.alive():
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def install_signal_handlers():
+    """SIGTERM/SIGINT/SIGHUP raise Stop, so `with` blocks tear down."""
+    def handler(signum, _frame):
+        raise Stop(128 + signum)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, handler)
+
+
+# --------------------------------------------------------------------------
+# the topology
+# --------------------------------------------------------------------------
+
+class Topology:
+    """A leader, `replicas` replicas and (unless proxy=False) rcproxy in front.
+
+    Ports: leader_port/replica_ports/proxy_port are wanted ports (None = free);
+    with prefer=True a busy wanted port is replaced by a free one, otherwise
+    starting fails.  After start(): .leader_port, .replica_ports, .proxy_port
+    (the leader's port when proxy=False), .scratch, .procs.  stop() is safe to
+    call more than once and from a failed start()."""
+
+    def __init__(self, replicas=2, leader_port=None, replica_ports=None, proxy_port=None,
+                 prefer=False, proxy=True, rcproxy=None, proxy_args=(), scratch=None,
+                 keep=False, proxy_output=False, redis_server="redis-server",
+                 ready_timeout=15.0, quiet=False):
+        self.nreplicas = replicas
+        self.want_leader = leader_port
+        self.want_replicas = list(replica_ports or [])
+        self.want_proxy = proxy_port
+        self.prefer = prefer
+        self.use_proxy = proxy
+        self.rcproxy = rcproxy or os.environ.get("RCPROXY_BIN") or DEFAULT_RCPROXY
+        self.proxy_args = list(proxy_args)
+        self.scratch_parent = scratch
+        self.keep = keep
+        self.proxy_output = proxy_output
+        self.redis_server = redis_server
+        self.ready_timeout = ready_timeout
+        self.quiet = quiet
+        self.scratch = None
+        self.procs = []
+        self.leader_port = None
+        self.replica_ports = []
+        self.proxy_port = None
+        self.proxy_proc = None
+
+    # -- helpers -----------------------------------------------------------
+    def _log(self, msg):
+        if not self.quiet:
+            print("topology: " + msg, file=sys.stderr, flush=True)
+
+    def _redis_argv(self, port, leader=None):
+        d = os.path.join(self.scratch, "redis-%d" % port)
+        os.makedirs(d, exist_ok=True)
+        argv = [self.redis_server, "--port", str(port), "--bind", HOST,
+                "--dir", d, "--save", "", "--appendonly", "no",
+                "--protected-mode", "no", "--daemonize", "no",
+                "--logfile", "", "--repl-diskless-sync", "yes",
+                "--repl-diskless-sync-delay", "0"]
+        if leader is not None:
+            argv += ["--replicaof", HOST, str(leader)]
+        return argv, os.path.join(d, "redis.log")
+
+    def _start_redis(self, wanted, leader=None):
+        """Start one redis-server and wait for PING.  A free port that was lost
+        to a race is retried with another (bounded).  Returns the port."""
+        role = "leader" if leader is None else "replica"
+        for attempt in range(3):
+            port = pick_port(wanted, self.prefer)
+            argv, logpath = self._redis_argv(port, leader)
+            proc = Proc("%s:%d" % (role, port), argv, self.scratch, logpath)
+            self.procs.append(proc)
+            if wait_until(lambda: ping(port), self.ready_timeout, proc=proc):
+                self._log("%-8s 127.0.0.1:%d pid %d" % (role, port, proc.pid))
+                return port
+            tail = proc.log_tail()
+            proc.stop(grace=1)
+            self.procs.remove(proc)
+            if wanted is None and "already in use" in tail and attempt < 2:
+                continue
+            raise TopologyError("redis-server (%s) on port %d did not start:\n%s"
+                                % (role, port, tail))
+        raise TopologyError("redis-server: no usable port")
+
+    def _wait_replication(self):
+        def all_up():
+            for p in self.replica_ports:
+                if info_dict(p, "replication").get("master_link_status") != "up":
+                    return False
+            return True
+        if not wait_until(all_up, self.ready_timeout * 2, interval=0.1):
+            bad = [p for p in self.replica_ports
+                   if info_dict(p, "replication").get("master_link_status") != "up"]
+            raise TopologyError("replicas %s did not reach master_link_status:up" % bad)
+
+    def _start_proxy(self):
+        if not os.access(self.rcproxy, os.X_OK):
+            raise TopologyError("proxy binary %s not found or not executable "
+                                "(build it: ninja -C build)" % self.rcproxy)
+        port = pick_port(self.want_proxy, self.prefer)
+        argv = [self.rcproxy, "--port", str(port), "--bind", HOST, "--mode", "leader",
+                "--leader", "%s:%d" % (HOST, self.leader_port)]
+        for p in self.replica_ports:
+            argv += ["--replica", "%s:%d" % (HOST, p)]
+        argv += self.proxy_args
+        logpath = os.path.join(self.scratch, "rcproxy.log")
+        proc = Proc("rcproxy:%d" % port, argv, self.scratch,
+                    None if self.proxy_output else logpath, inherit_output=self.proxy_output)
+        self.procs.append(proc)
+        self.proxy_proc = proc
+        if not wait_until(lambda: ping(port), self.ready_timeout, proc=proc):
+            raise TopologyError("rcproxy on port %d did not answer PING (%s):\n%s"
+                                % (port, "exited %s" % proc.popen.returncode
+                                   if not proc.alive() else "still running",
+                                   proc.log_tail()))
+        self.proxy_port = port
+        self._log("%-8s 127.0.0.1:%d pid %d" % ("rcproxy", port, proc.pid))
+
+    def wait_rotation(self, timeout=10.0):
+        """Wait (bounded) until INFO rcproxy shows every replica in_rotation=yes.
+        Returns True, or False on timeout; True at once when the proxy has no
+        rcproxy section (a stand-in) or there are no replicas."""
+        if not self.use_proxy or not self.replica_ports:
+            return True
+        first = info_dict(self.proxy_port, "rcproxy")
+        if "rcproxy_version" not in first:
+            return True
+
+        def ready():
+            inf = info_dict(self.proxy_port, "rcproxy")
+            rows = [v for k, v in inf.items() if k.startswith("backend") and k != "backend_count"]
+            replicas = [r for r in rows if "role=replica" in r]
+            return len(replicas) >= len(self.replica_ports) and \
+                all("in_rotation=yes" in r for r in replicas)
+        return wait_until(ready, timeout, interval=0.1)
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self):
+        """Start everything; on failure tears down what started and raises TopologyError."""
+        try:
+            self.scratch = tempfile.mkdtemp(prefix="rcproxy-topo-", dir=self.scratch_parent)
+            self.leader_port = self._start_redis(self.want_leader)
+            for i in range(self.nreplicas):
+                wanted = self.want_replicas[i] if i < len(self.want_replicas) else None
+                self.replica_ports.append(self._start_redis(wanted, leader=self.leader_port))
+            self._wait_replication()
+            if self.use_proxy:
+                self._start_proxy()
+                if not self.wait_rotation():
+                    self._log("warning: not every replica is in_rotation=yes after 10 s")
+            else:
+                self.proxy_port = self.leader_port
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        """Stop every process (proxy first), then remove the scratch dir."""
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            try:
+                old[sig] = signal.signal(sig, signal.SIG_IGN)
+            except ValueError:  # not the main thread
+                pass
+        try:
+            for proc in reversed(self.procs):
+                proc.stop()
+            self.procs = []
+            if self.scratch and os.path.isdir(self.scratch):
+                if self.keep:
+                    self._log("kept scratch dir %s" % self.scratch)
+                else:
+                    shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None if not self.keep else self.scratch
+        finally:
+            for sig, h in old.items():
+                signal.signal(sig, h)
+
+    def env(self):
+        """Environment variables describing the running topology."""
+        return {
+            "RCPROXY_PORT": str(self.proxy_port),
+            "RCPROXY_LEADER_PORT": str(self.leader_port),
+            "RCPROXY_REPLICA_PORTS": ",".join(str(p) for p in self.replica_ports),
+            "RCPROXY_SCRATCH": self.scratch or "",
+            "RCPROXY_IS_PROXY": "1" if self.use_proxy else "0",
+        }
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+# --------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------
+
+def _parse(argv):
+    cmd = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, cmd = argv[:i], argv[i + 1:]
+    ap = argparse.ArgumentParser(
+        prog="topology.py",
+        description="Start a Redis leader + replicas + rcproxy on 127.0.0.1. Without a "
+                    "command: run in the foreground until Ctrl-C/SIGTERM. With `-- CMD...`: "
+                    "run CMD ({port}, {leader}, {replicas} substituted; RCPROXY_PORT etc. in "
+                    "its environment), stop everything, exit with CMD's status.")
+    ap.add_argument("--replicas", type=int, default=2, help="number of replicas (default 2)")
+    ap.add_argument("--leader-port", type=int, help="leader port (default: a free one)")
+    ap.add_argument("--replica-port", type=int, action="append", default=[],
+                    help="replica port, repeatable (default: free ones)")
+    ap.add_argument("--proxy-port", type=int, help="rcproxy port (default: a free one)")
+    ap.add_argument("--prefer", action="store_true",
+                    help="use a free port instead when a given port is busy")
+    ap.add_argument("--no-proxy", action="store_true",
+                    help="start no proxy; {port} is the leader (to test the tests)")
+    ap.add_argument("--rcproxy", help="proxy binary (default $RCPROXY_BIN or build/rcproxy)")
+    ap.add_argument("--proxy-arg", action="append", default=[],
+                    help="extra argument for rcproxy, repeatable (e.g. --proxy-arg=--loglevel "
+                         "--proxy-arg=verbose)")
+    ap.add_argument("--proxy-output", action="store_true",
+                    help="let rcproxy log to this terminal instead of a file")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch dir")
+    ap.add_argument("--env-file", help="write the ports as shell assignments to this file")
+    ap.add_argument("--message", default="",
+                    help="text printed when ready; {port}, {leader}, {replicas} substituted")
+    ap.add_argument("--timeout", type=float, default=0,
+                    help="stop after this many seconds (0 = never; with a command: kill it)")
+    a = ap.parse_args(argv)
+    if a.replicas < 0 or a.replicas > 16:
+        ap.error("--replicas must be 0..16")
+    return a, cmd
+
+
+def _subst(s, topo):
+    return (s.replace("{port}", str(topo.proxy_port))
+             .replace("{leader}", str(topo.leader_port))
+             .replace("{replicas}", ",".join(str(p) for p in topo.replica_ports)))
+
+
+def main(argv=None):
+    a, cmd = _parse(sys.argv[1:] if argv is None else argv)
+    install_signal_handlers()
+    topo = Topology(replicas=a.replicas, leader_port=a.leader_port,
+                    replica_ports=a.replica_port, proxy_port=a.proxy_port, prefer=a.prefer,
+                    proxy=not a.no_proxy, rcproxy=a.rcproxy, proxy_args=a.proxy_arg,
+                    keep=a.keep, proxy_output=a.proxy_output)
+    rc = 0
+    child = None
+    try:
+        topo.start()
+        if a.env_file:
+            with open(a.env_file, "w") as f:
+                for k, v in topo.env().items():
+                    f.write("%s=%s\n" % (k, v))
+        if a.message:
+            print(_subst(a.message, topo), flush=True)
+        deadline = time.monotonic() + a.timeout if a.timeout > 0 else None
+        if cmd:
+            env = dict(os.environ, **topo.env())
+            child = Proc("command", [_subst(c, topo) for c in cmd], os.getcwd(), env=env,
+                         inherit_output=True)
+            while child.alive():
+                if deadline and time.monotonic() >= deadline:
+                    print("topology: command timed out after %gs" % a.timeout,
+                          file=sys.stderr, flush=True)
+                    child.stop(grace=3)
+                    rc = 124
+                    break
+                time.sleep(0.1)
+            else:
+                rc = child.popen.returncode
+                rc = 128 - rc if rc < 0 else rc
+        else:
+            if not a.message:
+                print("topology ready: rcproxy on 127.0.0.1:%d; Ctrl-C stops everything"
+                      % topo.proxy_port, flush=True)
+            while True:
+                if deadline and time.monotonic() >= deadline:
+                    break
+                dead = [p for p in topo.procs if not p.alive()]
+                if dead:
+                    for p in dead:
+                        print("topology: %s exited (status %s); stopping\n%s"
+                              % (p.name, p.popen.returncode, p.log_tail()),
+                              file=sys.stderr, flush=True)
+                    rc = 1
+                    break
+                time.sleep(0.2)
+    except TopologyError as e:
+        print("topology: error: %s" % e, file=sys.stderr, flush=True)
+        rc = 1
+    except Stop as e:
+        rc = e.code if isinstance(e.code, int) else 1
+        if not cmd:
+            rc = 0  # Ctrl-C is the normal way to end the foreground mode
+        print("\ntopology: stopping", file=sys.stderr, flush=True)
+    finally:
+        if child is not None:
+            child.stop(grace=3)
+        topo.stop()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
