@@ -16,6 +16,7 @@
 
 #include "proxy/client.h"
 #include "proxy/log.h"
+#include "replication/session.h"
 
 #define LINK_READ_CHUNK (16 * 1024)
 #define LINK_MAX_TRIES 2          /* a read is resent at most this often */
@@ -73,6 +74,7 @@ static px_link *link_new(px_backend *b, px_link_kind kind)
     l->state = PX_LINK_CLOSED;
     resp_scanner_init(&l->scan);
     l->scan.max_bulk_len = b->ctx->cfg.proto_max_bulk_len;
+    l->role_offset = -1;
     ev_init(&l->rio, link_on_read);
     ev_init(&l->wio, link_on_write);
     ev_init(&l->connect_timer, link_on_connect_timeout);
@@ -80,7 +82,7 @@ static px_link *link_new(px_backend *b, px_link_kind kind)
     return l;
 }
 
-static void link_mark_dirty(px_link *l)
+void px_link_mark_dirty(px_link *l)
 {
     if (l->dirty || l->state != PX_LINK_UP) return;
     l->dirty = 1;
@@ -88,16 +90,22 @@ static void link_mark_dirty(px_link *l)
     l->ctx->dirty_links = l;
 }
 
+px_pending *px_link_send_raw(px_link *l, const char *bytes, size_t len, px_pending_kind kind)
+{
+    px_pending p = {.start = l->out_base + l->out.len, .len = len, .db = l->db, .kind = (uint8_t)kind};
+    px_buf_append(&l->out, bytes, len);
+    fifo_push(l, &p);
+    px_link_mark_dirty(l);
+    return &l->fifo[(l->fifo_head + l->fifo_count - 1) % l->fifo_cap];
+}
+
 /* Queue the proxy's own command (AUTH, SELECT) on l. */
 static void link_send_control(px_link *l, int argc, const char **argv)
 {
     px_buf tmp = PX_BUF_INIT;
     px_buf_add_multibulk(&tmp, argc, argv, NULL);
-    px_pending p = {NULL, l->out_base + l->out.len, tmp.len, l->db, 0, 0};
-    px_buf_append(&l->out, tmp.data, tmp.len);
+    px_link_send_raw(l, tmp.data, tmp.len, PX_PEND_CONTROL);
     px_buf_release(&tmp);
-    fifo_push(l, &p);
-    link_mark_dirty(l);
 }
 
 static void link_send_select(px_link *l, int db)
@@ -109,15 +117,23 @@ static void link_send_select(px_link *l, int db)
     l->db = db;
 }
 
-void px_link_send(px_link *l, px_slot *slot, const char *bytes, size_t len, int db, int readonly)
+px_pending *px_link_send(px_link *l, px_slot *slot, const char *bytes, size_t len, int db, int readonly)
 {
+    static px_pending untracked;   /* pub/sub requests have no FIFO entry */
     if (l->db != db) link_send_select(l, db);
     if (l->fifo_count == 0) l->last_progress = ev_now(l->ctx->loop);
-    px_pending p = {slot, l->out_base + l->out.len, len, db, (uint8_t)readonly, 0};
-    px_buf_append(&l->out, bytes, len);
-    if (slot || l->kind != PX_LINK_PUBSUB) fifo_push(l, &p);
     l->backend->requests++;
-    link_mark_dirty(l);
+    if (!slot && l->kind == PX_LINK_PUBSUB) {
+        px_buf_append(&l->out, bytes, len);
+        px_link_mark_dirty(l);
+        memset(&untracked, 0, sizeof untracked);
+        return &untracked;
+    }
+    px_pending *p = px_link_send_raw(l, bytes, len, PX_PEND_REQUEST);
+    p->slot = slot;
+    p->db = db;
+    p->readonly = (uint8_t)readonly;
+    return p;
 }
 
 /* Resend or answer one request that was in flight on a failed link.
@@ -132,12 +148,9 @@ static void link_settle(px_link *l, px_pending *p, int sent, const char *why)
         return;
     }
     if (p->readonly && p->tries < LINK_MAX_TRIES && l->kind == PX_LINK_SHARED) {
-        px_backend *to = ctx->strategy->route_read(ctx, s->client, l->backend);
-        px_link *nl = to ? px_backend_pick_shared(to) : NULL;
-        if (nl) {
-            size_t off = (size_t)(p->start - l->out_base);
-            px_link_send(nl, s, l->out.data + off, p->len, p->db, 1);
-            nl->fifo[(nl->fifo_head + nl->fifo_count - 1) % nl->fifo_cap].tries = p->tries + 1;
+        size_t off = (size_t)(p->start - l->out_base);
+        if (repl_session_send_read(ctx, s->client, s, l->out.data + off, p->len, p->db, l->backend,
+                                   p->first_sent, p->tries + 1) == 0) {
             l->backend->retries++;
             return;
         }
@@ -171,11 +184,14 @@ void px_link_fail(px_link *l, const char *why)
     ev_timer_stop(ctx->loop, &l->connect_timer);
     l->state = PX_LINK_CLOSED;
 
-    /* Detach the FIFO first: settling may resend to other links. */
+    /* Settle in order: writes whose replies were held for WAIT first (they
+     * came before anything still in the FIFO), then what is in flight;
+     * settling may resend reads to other links. */
+    repl_session_link_failed(l);
     uint64_t sent_abs = l->out_base + l->sent_pos;
     while (l->fifo_count) {
         px_pending p = fifo_pop(l);
-        link_settle(l, &p, p.start < sent_abs, why);
+        if (p.kind == PX_PEND_REQUEST) link_settle(l, &p, p.start < sent_abs, why);
     }
     px_buf_release(&l->out);
     px_buf_release(&l->in);
@@ -186,6 +202,7 @@ void px_link_fail(px_link *l, const char *why)
 
     px_client *owner = l->owner;
     if (l->kind == PX_LINK_SHARED) {
+        b->link_down_ms = repl_now_ms();
         if (b->role == PX_ROLE_REPLICA && b->in_rotation) {
             /* back only when a health poll of the new link says it is in sync */
             b->in_rotation = 0;
@@ -217,6 +234,7 @@ void px_link_fail(px_link *l, const char *why)
 
 static void link_free(px_link *l)
 {
+    free(l->held);
     px_buf_release(&l->out);
     px_buf_release(&l->in);
     free(l->fifo);
@@ -250,7 +268,7 @@ static void link_on_connected(px_link *l)
         b->link_failed = 0;
         px_notice("Link to %s %s is up again", role_name(b), b->name);
     }
-    link_mark_dirty(l);
+    px_link_mark_dirty(l);
 }
 
 /* AUTH must be the first bytes on the wire: it is queued at link creation
@@ -374,13 +392,17 @@ void px_links_flush(px_ctx *ctx)
         px_link *l = ctx->dirty_links;
         ctx->dirty_links = l->next_dirty;
         l->dirty = 0;
-        if (l->state == PX_LINK_UP && !ev_is_active(&l->wio)) link_write(l);
+        if (l->state != PX_LINK_UP) continue;
+        repl_session_flush_link(l);
+        l->dirty = 0;   /* the ROLE/WAIT just queued goes out in this write */
+        if (!ev_is_active(&l->wio)) link_write(l);
     }
 }
 
 /* Reclaim the bytes of answered requests. */
 static void link_ack(px_link *l, const px_pending *p)
 {
+    if (l->state == PX_LINK_CLOSED) return;   /* failed while delivering: buffers are gone */
     size_t end = (size_t)(p->start + p->len - l->out_base);
     if (end > l->out.rpos) l->out.rpos = end;
     if (l->out.rpos == l->out.len) {
@@ -409,10 +431,30 @@ static int link_on_reply(px_link *l, const char *p, size_t n)
         return -1;
     }
     px_pending pend = fifo_pop(l);
-    link_ack(l, &pend);
-    if (pend.slot) {
-        px_slot_deliver(ctx, pend.slot, p, n);
+    switch (pend.kind) {
+    case PX_PEND_REQUEST:
+        if (!repl_session_read_fresh(l, &pend) && pend.slot->client) {
+            /* the replica had not caught up when the read ran: try again */
+            size_t off = (size_t)(pend.start - l->out_base);
+            repl_session_read_stale(ctx, pend.slot, l->out.data + off, pend.len, pend.db, pend.first_sent);
+        } else if (pend.hold && l->scan.type != '-') {
+            repl_session_hold(l, pend.slot, p, n, pend.need);
+        } else {
+            px_slot_deliver(ctx, pend.slot, p, n);
+        }
+        link_ack(l, &pend);
         return l->state == PX_LINK_CLOSED ? -1 : 0;
+    case PX_PEND_ROLE:
+        repl_session_on_role(l, &pend, p, n);
+        link_ack(l, &pend);
+        return 0;
+    case PX_PEND_WAIT:
+        repl_session_on_wait(l, &pend, p, n);
+        link_ack(l, &pend);
+        return l->state == PX_LINK_CLOSED ? -1 : 0;
+    default:
+        link_ack(l, &pend);
+        break;
     }
     if (l->kind == PX_LINK_PUBSUB && l->scan.type != '+' && l->scan.type != '-') {
         /* a subscription reply can only follow our own commands' replies */
@@ -559,6 +601,7 @@ px_backend *px_backend_new(px_ctx *ctx, int index, px_role role, const conf_addr
     ev_init(&b->retry_timer, backend_on_retry);
     b->retry_timer.data = b;
     b->hs.repl_offset = -1;
+    b->known_offset = -1;
     return b;
 }
 

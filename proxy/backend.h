@@ -29,10 +29,16 @@ px_link *px_link_acquire(px_backend *b, px_client *owner, px_link_kind kind);
  * has room, closed otherwise). */
 void px_link_release(px_link *l);
 
-/* Queue a request's bytes on l.  slot NULL: the proxy's own command whose
- * reply is checked and dropped.  A SELECT is inserted first when l is not in
- * db.  readonly: the request may be resent elsewhere if l fails. */
-void px_link_send(px_link *l, px_slot *slot, const char *bytes, size_t len, int db, int readonly);
+/* Queue a client's request bytes on l for slot (NULL only on pub/sub
+ * links, whose replies are passed through).  A SELECT is inserted first when
+ * l is not in db.  readonly: the request may be resent elsewhere if l
+ * fails.  Returns its FIFO entry for the caller to annotate (valid until
+ * the next request is queued on l). */
+px_pending *px_link_send(px_link *l, px_slot *slot, const char *bytes, size_t len, int db, int readonly);
+/* Queue the proxy's own command (ROLE, WAIT, ...) of the given kind. */
+px_pending *px_link_send_raw(px_link *l, const char *bytes, size_t len, px_pending_kind kind);
+/* l has bytes to write this loop turn. */
+void px_link_mark_dirty(px_link *l);
 
 /* Close l and answer everything outstanding on it (see top).  why is logged
  * and quoted in errors.  Safe inside l's own callbacks: the memory of a

@@ -17,6 +17,7 @@
 #include "proxy/backend.h"
 #include "proxy/dispatch.h"
 #include "proxy/log.h"
+#include "replication/session.h"
 
 #define CLIENT_READ_CHUNK (16 * 1024)
 #define CLIENT_MAX_PENDING (1 << 20)     /* stop reading a client with this many requests in flight */
@@ -73,6 +74,7 @@ px_client *px_client_new(px_ctx *ctx, int fd)
     c->fd = fd;
     c->id = ++ctx->next_client_id;
     c->read_backend = -1;
+    repl_session_init(c);
     c->authenticated = ctx->cfg.requirepass[0] == 0;
     c->created = c->last_active = ev_now(ctx->loop);
     resp_req_init(&c->parser);
@@ -123,6 +125,8 @@ px_slot *px_client_slot(px_client *c, px_slot_kind kind)
     s->client = c;
     s->done = 0;
     s->kind = (uint8_t)kind;
+    s->need = 0;
+    s->wrote_elsewhere = 0;
     if (c->tail) c->tail->next = s;
     else c->head = s;
     c->tail = s;
@@ -151,11 +155,30 @@ static size_t client_out_bytes(const px_client *c) { return px_buf_unread(&c->ou
 /* Append a reply for the INFO slot: the leader's bulk plus our section. */
 static void append_info(px_client *c, px_buf *dst, const char *bytes, size_t len);
 
+/* RCPROXY TOKEN answered by a ROLE reply: the session's offset is known. */
+static void append_token(px_client *c, px_buf *dst, const char *bytes, size_t len)
+{
+    long long off;
+    char tok[128];
+    if (repl_parse_role_offset(bytes, len, &off) == 0 && off > c->min_offset) c->min_offset = off;
+    c->w_link = NULL;
+    c->w_global = 0;
+    if (len > 0 && bytes[0] == '-') {
+        px_buf_append(dst, bytes, len);
+        return;
+    }
+    repl_session_token(c, tok, sizeof tok);
+    px_buf_add_bulk_str(dst, tok);
+}
+
 /* Write the reply of the head slot (bytes, or its parked buffer) to out. */
 static void emit(px_client *c, px_slot *s, const char *bytes, size_t len)
 {
+    if (s->wrote_elsewhere) repl_session_wrote_elsewhere(c);
     if (s->kind == PX_SLOT_INFO && len > 0 && bytes[0] == '$')
         append_info(c, &c->out, bytes, len);
+    else if (s->kind == PX_SLOT_TOKEN)
+        append_token(c, &c->out, bytes, len);
     else
         px_buf_append(&c->out, bytes, len);
 }

@@ -20,6 +20,7 @@
 #include "proxy/client.h"
 #include "proxy/local.h"
 #include "proxy/log.h"
+#include "replication/session.h"
 
 const char *px_arg(const px_client *c, const char *buf, size_t i, size_t *len)
 {
@@ -33,23 +34,56 @@ int px_arg_eq(const px_client *c, const char *buf, size_t i, const char *lit)
     return len == strlen(lit) && strncasecmp(a, lit, len) == 0;
 }
 
-void px_forward(px_client *c, const char *buf, px_link *l, px_slot_kind kind, int readonly)
+/* The bytes to forward for the current request: as received, or
+ * re-encoded into tmp if it came inline (backends get one canonical form). */
+static const char *request_bytes(px_client *c, const char *buf, px_buf *tmp, size_t *len)
+{
+    if (!c->parser.is_inline) {
+        *len = c->parser.req_len;
+        return buf;
+    }
+    px_buf_add_header(tmp, '*', (long long)c->parser.argc);
+    for (size_t i = 0; i < c->parser.argc; i++) {
+        size_t alen;
+        const char *a = px_arg(c, buf, i, &alen);
+        px_buf_add_bulk(tmp, a, alen);
+    }
+    *len = tmp->len;
+    return tmp->data;
+}
+
+px_pending *px_forward(px_client *c, const char *buf, px_link *l, px_slot_kind kind, int readonly)
 {
     px_slot *slot = l->kind == PX_LINK_PUBSUB ? NULL : px_client_slot(c, kind);
-    if (!c->parser.is_inline) {
-        px_link_send(l, slot, buf, c->parser.req_len, c->db, readonly);
-        return;
-    }
-    /* inline requests are re-encoded: backends get one canonical form */
     px_buf tmp = PX_BUF_INIT;
-    px_buf_add_header(&tmp, '*', (long long)c->parser.argc);
-    for (size_t i = 0; i < c->parser.argc; i++) {
-        size_t len;
-        const char *a = px_arg(c, buf, i, &len);
-        px_buf_add_bulk(&tmp, a, len);
-    }
-    px_link_send(l, slot, tmp.data, tmp.len, c->db, readonly);
+    size_t len;
+    const char *bytes = request_bytes(c, buf, &tmp, &len);
+    px_pending *p = px_link_send(l, slot, bytes, len, c->db, readonly);
     px_buf_release(&tmp);
+    return p;
+}
+
+/* A read-only request: the session's consistency level picks the backend. */
+static void forward_read(px_client *c, const char *buf)
+{
+    px_slot *slot = px_client_slot(c, PX_SLOT_PLAIN);
+    px_buf tmp = PX_BUF_INIT;
+    size_t len;
+    const char *bytes = request_bytes(c, buf, &tmp, &len);
+    if (repl_session_send_read(c->ctx, c, slot, bytes, len, c->db, NULL, 0, 0) < 0)
+        px_slot_deliver_error(c->ctx, slot, "ERR rcproxy: no backend is available for reads");
+    px_buf_release(&tmp);
+}
+
+/* May this command change data (so that sessions must track it)?  Writes,
+ * and commands that are not read-only but touch keys (EVAL, FCALL...), and
+ * commands the table does not know. */
+static int may_write(const px_command *cmd)
+{
+    if (!cmd) return 1;
+    if (cmd->flags & PX_CMD_WRITE) return 1;
+    if (cmd->flags & PX_CMD_READONLY) return 0;
+    return (cmd->flags & PX_CMD_MOVABLEKEYS) || cmd->first_key > 0;
 }
 
 static void reply_unavailable(px_client *c, px_backend *b, int reading)
@@ -119,7 +153,8 @@ static px_dispatch_result dispatch_pinned(px_client *c, const char *buf, px_cmd_
         break;
     default: break;
     }
-    px_forward(c, buf, c->pinned, kind, 0);
+    px_pending *p = px_forward(c, buf, c->pinned, kind, 0);
+    if (id == PX_ID_EXEC && p->slot) p->slot->wrote_elsewhere = 1;
     return PX_DONE;
 }
 
@@ -188,19 +223,24 @@ px_dispatch_result px_dispatch(px_client *c, const char *buf)
         if (c->pending > 0) return PX_STALL;
         px_link *l = pin_link(c, PX_PIN_BLOCK, PX_LINK_DEDICATED);
         if (!l) return PX_DONE;
-        px_forward(c, buf, l, PX_SLOT_PLAIN, 0);
+        px_pending *p = px_forward(c, buf, l, PX_SLOT_PLAIN, 0);
+        if (may_write(cmd)) p->slot->wrote_elsewhere = 1;
         c->stalled = 1;
         return PX_DONE;
     }
 
     int readonly = cmd && (cmd->flags & PX_CMD_READONLY) && !(cmd->flags & PX_CMD_WRITE);
-    px_backend *b = readonly ? ctx->strategy->route_read(ctx, c, NULL)
-                             : ctx->strategy->route_write(ctx, c);
-    px_link *l = b ? px_backend_pick_shared(b) : NULL;
-    if (!l) {
-        reply_unavailable(c, b ? b : (readonly || !ctx->nbackends ? NULL : ctx->backends[0]), readonly);
+    if (readonly) {
+        forward_read(c, buf);
         return PX_DONE;
     }
-    px_forward(c, buf, l, PX_SLOT_PLAIN, readonly);
+    px_backend *b = ctx->strategy->route_write(ctx, c);
+    px_link *l = b ? px_backend_pick_shared(b) : NULL;
+    if (!l) {
+        reply_unavailable(c, b ? b : (ctx->nbackends ? ctx->backends[0] : NULL), 0);
+        return PX_DONE;
+    }
+    px_pending *p = px_forward(c, buf, l, PX_SLOT_PLAIN, 0);
+    if (may_write(cmd)) repl_session_wrote(c, l, p);
     return PX_DONE;
 }

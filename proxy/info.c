@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "replication/leader.h"
+
 static void line(px_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #include <stdarg.h>
@@ -31,7 +33,7 @@ static long long outstanding(const px_backend *b)
 void px_info_section(px_ctx *ctx, px_buf *out)
 {
     double now = ev_now(ctx->loop);
-    long long leader_off = ctx->nbackends ? ctx->backends[0]->hs.repl_offset : -1;
+    long long leader_off = ctx->nbackends ? ctx->backends[0]->known_offset : -1;
     line(out, "# rcproxy");
     line(out, "rcproxy_version:%s", RCPROXY_VERSION);
     line(out, "mode:%s", conf_mode_name(ctx->cfg.mode));
@@ -44,6 +46,11 @@ void px_info_section(px_ctx *ctx, px_buf *out)
     line(out, "total_commands_processed:%lld", ctx->total_commands);
     line(out, "protocol_errors:%lld", ctx->protocol_errors);
     line(out, "command_table:%s", ctx->commands_loaded ? "leader" : "builtin");
+    line(out, "write_ack:%s", conf_write_ack_name(ctx->cfg.write_ack));
+    line(out, "read_consistency:%s", conf_read_consistency_name(ctx->cfg.read_consistency));
+    line(out, "replica_max_lag:%lld", ctx->cfg.replica_max_lag);
+    line(out, "leader_replid:%s", ctx->nbackends && ctx->backends[0]->hs.master_replid[0]
+                                     ? ctx->backends[0]->hs.master_replid : "unknown");
     line(out, "backend_count:%d", ctx->nbackends);
     for (int i = 0; i < ctx->nbackends; i++) {
         px_backend *b = ctx->backends[i];
@@ -51,14 +58,14 @@ void px_info_section(px_ctx *ctx, px_buf *out)
         int up = !b->link_failed && h->reachable;
         long long lag = -1;
         if (b->role == PX_ROLE_LEADER) lag = 0;
-        else if (leader_off >= 0 && h->repl_offset >= 0) lag = leader_off - h->repl_offset;
+        else if (leader_off >= 0 && b->known_offset >= 0) lag = leader_off - b->known_offset;
         if (lag < -1) lag = 0;
         line(out,
              "backend%d:addr=%s,role=%s,status=%s,in_rotation=%s,link=%s,loading=%d,offset=%lld,"
              "lag=%lld,outstanding=%lld,requests=%lld,errors=%lld,retries=%lld",
              i, b->name, b->role == PX_ROLE_LEADER ? "leader" : "replica", up ? "up" : "down",
-             b->role == PX_ROLE_REPLICA && b->in_rotation ? "yes" : "no",
+             b->role == PX_ROLE_REPLICA && repl_leader_replica_ok(b, NULL) ? "yes" : "no",
              b->role == PX_ROLE_LEADER ? "n/a" : (h->link_up ? "up" : "down"), h->loading,
-             h->repl_offset, lag, outstanding(b), b->requests, b->errors, b->retries);
+             b->known_offset, lag, outstanding(b), b->requests, b->errors, b->retries);
     }
 }

@@ -12,6 +12,7 @@
 #include "proxy/backend.h"
 #include "proxy/client.h"
 #include "proxy/info.h"
+#include "replication/session.h"
 
 typedef struct local_req {
     px_client *c;
@@ -336,6 +337,7 @@ void px_local_reset_state(px_client *c)
     c->multi = c->watching = 0;
     c->authenticated = c->ctx->cfg.requirepass[0] == 0;
     c->parser.unauthenticated = !c->authenticated;
+    repl_session_init(c);
 }
 
 /* UNSUBSCRIBE & co. outside subscribed mode: one reply per channel. */
@@ -358,18 +360,78 @@ static void cmd_unsubscribe(local_req *r, const char *kind)
     }
 }
 
+/* RCPROXY TOKEN when the offset of the session's last write is not known
+ * yet: a ROLE on the leader link behind that write tells it. */
+static void token_via_role(local_req *r)
+{
+    static const char role[] = "*1\r\n$4\r\nROLE\r\n";
+    px_client *c = r->c;
+    px_ctx *ctx = c->ctx;
+    px_link *l = c->w_link && c->w_link->state != PX_LINK_CLOSED ? c->w_link : NULL;
+    if (!l) {
+        px_backend *b = ctx->strategy->route_write(ctx, c);
+        l = b ? px_backend_pick_shared(b) : NULL;
+    }
+    if (!l) {
+        px_buf_add_error(px_client_reply(c), "ERR rcproxy: leader is unavailable");
+        return;
+    }
+    px_link_send(l, px_client_slot(c, PX_SLOT_TOKEN), role, sizeof role - 1, c->db, 0);
+}
+
 static void cmd_rcproxy(local_req *r)
 {
-    if (r->argc >= 2 && arg_is(r, 1, "version")) {
+    px_client *c = r->c;
+    if (r->argc == 2 && arg_is(r, 1, "version")) {
         px_buf_add_bulk_str(r->out, RCPROXY_VERSION);
         return;
     }
-    if (r->argc >= 2 && arg_is(r, 1, "help")) {
-        static const char *lines[] = {"RCPROXY <subcommand>. Subcommands are:",
-                                      "VERSION", "    Return rcproxy's version.",
-                                      "HELP", "    Print this help."};
-        px_buf_add_header(r->out, '*', 5);
-        for (int i = 0; i < 5; i++) px_buf_add_status(r->out, lines[i]);
+    if (r->argc == 2 && arg_is(r, 1, "help")) {
+        static const char *lines[] = {
+            "RCPROXY <subcommand> [<arg> ...]. Subcommands are:",
+            "WRITEACK [async|semisync|sync]",
+            "    Set (or get) when this connection's writes are acknowledged.",
+            "CONSISTENCY [eventual|ryw|monotonic|strong]",
+            "    Set (or get) what this connection's reads are guaranteed to see.",
+            "TOKEN",
+            "    Return a token naming this connection's last write.",
+            "AFTER <token>",
+            "    Make this connection's reads see the write a token names.",
+            "VERSION",
+            "    Return rcproxy's version.",
+            "HELP",
+            "    Print this help."};
+        size_t n = sizeof lines / sizeof lines[0];
+        px_buf_add_header(r->out, '*', (long long)n);
+        for (size_t i = 0; i < n; i++) px_buf_add_status(r->out, lines[i]);
+        return;
+    }
+    if ((r->argc == 2 || r->argc == 3) &&
+        (arg_is(r, 1, "writeack") || arg_is(r, 1, "consistency"))) {
+        int is_ack = arg_is(r, 1, "writeack");
+        if (r->argc == 2) {
+            px_buf_add_bulk_str(r->out, is_ack ? conf_write_ack_name((conf_write_ack)c->write_ack)
+                                               : conf_read_consistency_name((conf_read_consistency)c->consistency));
+            return;
+        }
+        size_t len;
+        const char *a = arg(r, 2, &len);
+        int v = is_ack ? conf_write_ack_parse(a, len) : conf_read_consistency_parse(a, len);
+        if (v < 0) {
+            px_buf_add_error(r->out, is_ack ? "ERR rcproxy: write-ack must be async, semisync or sync"
+                                            : "ERR rcproxy: consistency must be eventual, ryw, monotonic or strong");
+            return;
+        }
+        if (is_ack) c->write_ack = (uint8_t)v;
+        else c->consistency = (uint8_t)v;
+        px_buf_add_status(r->out, "OK");
+        return;
+    }
+    if (r->argc == 3 && arg_is(r, 1, "after")) {
+        size_t len;
+        const char *a = arg(r, 2, &len);
+        if (repl_session_after(c, a, len) < 0) px_buf_add_error(r->out, "ERR rcproxy: invalid token");
+        else px_buf_add_status(r->out, "OK");
         return;
     }
     size_t len = 0;
@@ -383,6 +445,12 @@ px_dispatch_result px_local_run(px_client *c, const char *buf, px_cmd_id id, con
     (void)cmd;
     local_req r = {c, buf, c->parser.argc, NULL};
     if (id == PX_ID_INFO) return cmd_info(&r);
+    if (id == PX_ID_RCPROXY && r.argc == 2 && px_arg_eq(c, buf, 1, "token")) {
+        char tok[128];
+        if (repl_session_token(c, tok, sizeof tok)) px_buf_add_bulk_str(px_client_reply(c), tok);
+        else token_via_role(&r);   /* answered in order through its own slot */
+        return PX_DONE;
+    }
     if (id == PX_ID_RESET && c->pin != PX_PIN_PUBSUB && c->pending > 0) return PX_STALL;
     r.out = px_client_reply(c);
     switch (id) {

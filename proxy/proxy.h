@@ -39,6 +39,7 @@ typedef enum {
     PX_SLOT_PLAIN = 0,     /* forward as it is */
     PX_SLOT_INFO,          /* the leader's INFO: append the "# rcproxy" section */
     PX_SLOT_UNPIN,         /* EXEC/DISCARD/UNWATCH: the transaction link is released after it */
+    PX_SLOT_TOKEN,         /* RCPROXY TOKEN: a ROLE reply turned into the token */
 } px_slot_kind;
 
 /* One request of a client awaiting its reply. */
@@ -48,16 +49,32 @@ struct px_slot {
     px_buf reply;           /* the reply, when it arrived before the slots ahead of it */
     uint8_t done;           /* reply is in `reply` */
     uint8_t kind;           /* px_slot_kind */
+    uint8_t need;           /* write-ack: replicas that must confirm a held write */
+    uint8_t wrote_elsewhere; /* a write on a dedicated link: sessions learn its offset once answered */
 };
 
 /* One request in flight on a link, in send order. */
+typedef enum {
+    PX_PEND_REQUEST = 0,    /* a client's request: the reply goes to its slot */
+    PX_PEND_CONTROL,        /* the proxy's AUTH/SELECT: reply checked, dropped */
+    PX_PEND_ROLE,           /* the proxy's ROLE: the node's replication offset */
+    PX_PEND_WAIT,           /* the proxy's WAIT: releases writes held for write-ack */
+} px_pending_kind;
+
 typedef struct px_pending {
-    px_slot *slot;          /* NULL: the proxy's own command (AUTH, SELECT): reply checked, dropped */
+    px_slot *slot;          /* PX_PEND_REQUEST only */
     uint64_t start;         /* absolute offset of its bytes in the link's output stream */
     size_t len;             /* its length in bytes */
     int db;                 /* db the request must run in (for a retry elsewhere) */
+    uint8_t kind;           /* px_pending_kind */
     uint8_t readonly;       /* safe to retry on another backend */
     uint8_t tries;          /* times it was resent after a link failure */
+    uint8_t hold;           /* write-ack: reply held until the next WAIT answers */
+    uint8_t need;           /* write-ack: replicas that must confirm */
+    long long check_offset; /* read: served only if the ROLE before it reported >= this (0: no check) */
+    uint64_t seq;           /* ROLE: its number on the link; WAIT: replicas asked */
+    uint64_t global_seq;    /* ROLE on a leader link: its number among all leader ROLEs */
+    double first_sent;      /* read: when it was first sent (ryw-wait-timeout) */
 } px_pending;
 
 typedef enum {
@@ -100,6 +117,14 @@ struct px_link {
     px_link *next_dirty;    /* on ctx->dirty_links while it has bytes to send */
     uint8_t dirty;
     px_link *next_idle;     /* on backend->idle while parked in the dedicated pool */
+    /* replication offsets seen through this link (session guarantees) */
+    uint64_t role_sent, role_done; /* ROLEs queued / answered */
+    long long role_offset;  /* offset of the last answered ROLE, -1 none */
+    uint64_t role_turn;     /* loop turn of the last queued ROLE */
+    uint8_t role_wanted;    /* queue a ROLE when flushing (after writes or monotonic reads) */
+    uint8_t wait_need;      /* queue WAIT <wait_need> when flushing (write-ack), 0 none */
+    px_slot **held;         /* write replies waiting for the next WAIT reply, in order */
+    size_t held_head, held_count, held_cap;
 };
 
 typedef enum { PX_ROLE_LEADER = 0, PX_ROLE_REPLICA = 1 } px_role;
@@ -118,7 +143,9 @@ struct px_backend {
     repl_health *health;
     repl_health_state hs;    /* copy of the last poll */
     int in_rotation;         /* replica: gets reads */
+    long long known_offset;  /* latest replication offset seen (ROLE replies, health polls), -1 none */
     int link_failed;         /* the last data-link attempt failed (connect error/reset) */
+    long long link_down_ms;  /* when a data link last failed (repl_now_ms), 0 never */
     char link_error[160];
     ev_timer retry_timer;    /* reconnect of failed shared links */
     long long requests, errors, retries;
@@ -155,6 +182,16 @@ struct px_client {
     px_pin pin;
     px_link *pinned;
     int read_backend;        /* replica this client reads from while it stays healthy, -1 none */
+    /* session guarantees (replication/session.c) */
+    uint8_t write_ack;       /* conf_write_ack */
+    uint8_t consistency;     /* conf_read_consistency */
+    long long min_offset;    /* reads must see at least this leader offset (own writes, reads) */
+    long long after_offset;  /* ... and this one, from RCPROXY AFTER (honoured at every level) */
+    px_link *w_link;         /* last write not yet resolved to an offset: ROLE #w_seq on w_link tells */
+    uint64_t w_seq;
+    uint64_t w_global;       /* ... or any leader ROLE numbered >= w_global (writes on own links) */
+    px_link *r_link;         /* monotonic: bound of the last read, ROLE #r_seq on r_link tells */
+    uint64_t r_seq;
     char *name;              /* CLIENT SETNAME */
     char *lib_name, *lib_ver;
     double created, last_active;
@@ -205,6 +242,11 @@ struct px_ctx {
     double shutdown_deadline;
     char leader_version[32];
     int commands_loaded;
+    uint64_t turn;           /* loop turns, for batching ROLEs */
+    uint64_t role_global_sent, role_global_done; /* ROLEs on leader links */
+    long long role_global_offset;                /* highest offset they reported */
+    struct repl_parked *parked;                  /* reads waiting for a replica to catch up */
+    ev_timer parked_timer;
     /* stats */
     long long connected_clients, total_connections, rejected_connections;
     long long total_commands, protocol_errors;

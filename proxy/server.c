@@ -24,6 +24,7 @@
 #include "proxy/client.h"
 #include "proxy/log.h"
 #include "replication/leader.h"
+#include "replication/session.h"
 
 #define ACCEPTS_PER_EVENT 64
 
@@ -55,6 +56,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)loop; (void)revents;
     px_ctx *ctx = w->data;
+    ctx->turn++;
     px_clients_flush(ctx);
     px_links_flush(ctx);
     px_clients_reap(ctx);
@@ -247,6 +249,7 @@ void px_server_free(px_ctx *ctx)
 {
     for (px_client *c = ctx->clients; c; c = c->next) px_client_close_async(c, NULL);
     px_clients_reap(ctx);
+    repl_session_free_parked(ctx);
     for (int i = 0; i < ctx->nbackends; i++) px_backend_free(ctx->backends[i]);
     px_links_reap(ctx);
     free(ctx->backends);

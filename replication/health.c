@@ -152,7 +152,7 @@ static void link_close(redisAsyncContext *ac) {
 /* ------------------------------------------------------------------------ */
 /* INFO parsing                                                              */
 
-typedef enum { F_FLAG, F_INT, F_OFFSET, F_TEXT, F_ROLE, F_LINK } info_kind;
+typedef enum { F_FLAG, F_INT, F_LL, F_OFFSET, F_TEXT, F_ROLE, F_LINK } info_kind;
 
 /* One INFO field we read: where it goes in repl_health_state and how it is
  * checked.  F_INT values outside [0, max] are ignored; F_TEXT values that do
@@ -177,6 +177,8 @@ static const info_field info_fields[] = {
     FIELD("async_loading",           F_FLAG,   async_loading,      0),
     FIELD("master_repl_offset",      F_OFFSET, master_repl_offset, 0),
     FIELD("master_replid",           F_TEXT,   master_replid,      0),
+    FIELD("master_replid2",          F_TEXT,   master_replid2,     0),
+    FIELD("second_repl_offset",      F_LL,     second_repl_offset, 0),
     FIELD("master_host",             F_TEXT,   master_host,        0),
     FIELD("master_port",             F_INT,    master_port,        65535),
     FIELD("connected_slaves",        F_INT,    connected_slaves,   INT_MAX),
@@ -250,6 +252,10 @@ static void info_store(const info_field *f, const char *val, size_t n,
             int iv = (int)v;
             memcpy(dst, &iv, sizeof iv);
         }
+        break;
+    case F_LL:
+        if (parse_ll(val, n, &v) == 0)
+            memcpy(dst, &v, sizeof v);
         break;
     case F_OFFSET:
         if (parse_ll(val, n, &v) == 0) {
@@ -334,6 +340,8 @@ static void state_clear_info(repl_health_state *st) {
     st->repl_offset = -1;
     st->master_repl_offset = -1;
     st->master_replid[0] = '\0';
+    st->master_replid2[0] = '\0';
+    st->second_repl_offset = -1;
     st->master_host[0] = '\0';
     st->master_port = 0;
     st->connected_slaves = 0;

@@ -24,6 +24,8 @@ typedef struct repl_health_state {
     long long repl_offset;   /* master: master_repl_offset; replica: slave_repl_offset (-1 unknown) */
     long long master_repl_offset; /* master_repl_offset as the node itself reports it */
     char master_replid[41];  /* master_replid */
+    char master_replid2[41]; /* master_replid2: the history before the last promotion */
+    long long second_repl_offset; /* offsets up to this are shared with master_replid2 (-1 none) */
     char master_host[256];   /* replica: master_host */
     int master_port;         /* replica: master_port */
     int connected_slaves;    /* master: connected_slaves */

@@ -17,10 +17,16 @@ int repl_leader_replica_ok(const px_backend *b, const char **why)
     const char *r = NULL;
     if (b->link_failed) r = "data link down";
     else if (!h->reachable) r = h->polls + h->failures == 0 ? "not checked yet" : "unreachable";
+    else if (h->last_ok_ms <= b->link_down_ms) r = "not checked since its link came back";
     else if (h->loading || h->async_loading) r = "loading";
     else if (h->role != REPL_ROLE_REPLICA) r = "not a replica";
-    else if (!h->link_up) r = "replication link down";
+    else if (!h->link_up && px_backend_usable(b->ctx->backends[0], NULL))
+        r = "replication link down";   /* (with the leader down too, it still has the latest data) */
     else if (h->sync_in_progress) r = "sync in progress";
+    else if (b->ctx->cfg.replica_max_lag > 0 && b->ctx->backends[0]->known_offset >= 0 &&
+             b->known_offset >= 0 &&
+             b->ctx->backends[0]->known_offset - b->known_offset > b->ctx->cfg.replica_max_lag)
+        r = "lagging more than replica-max-lag";
     if (why) *why = r;
     return r == NULL;
 }
@@ -34,7 +40,7 @@ static px_backend *route_write(px_ctx *ctx, px_client *c)
 
 static int serving(const px_backend *b, const px_backend *avoid)
 {
-    return b != avoid && b->in_rotation && !b->link_failed;
+    return b != avoid && repl_leader_replica_ok(b, NULL);
 }
 
 static px_backend *route_read(px_ctx *ctx, px_client *c, px_backend *avoid)
@@ -62,6 +68,7 @@ static void on_health(px_ctx *ctx, px_backend *b, const repl_health_state *st)
     (void)ctx;
     int was_reachable = b->hs.reachable;
     b->hs = *st;
+    if (st->reachable && st->repl_offset >= 0) b->known_offset = st->repl_offset;
     if (b->role == PX_ROLE_LEADER) {
         if (was_reachable != st->reachable)
             px_notice("Leader %s is %s%s%s", b->name, st->reachable ? "reachable" : "unreachable: ",
