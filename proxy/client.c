@@ -23,6 +23,8 @@
 #define CLIENT_MAX_PENDING (1 << 20)     /* stop reading a client with this many requests in flight */
 #define CLIENT_OUT_PAUSE (64 * 1024 * 1024) /* ... or this much unread output */
 #define SLOT_POOL_MAX 4096
+#define CLIENT_KEEP_BUF (64 * 1024)      /* larger buffers are freed as soon as they are empty */
+#define CLIENT_IDLE_FREE 2.0             /* seconds idle before a client's buffers are freed */
 
 static void client_on_read(struct ev_loop *loop, ev_io *w, int revents);
 static void client_on_write(struct ev_loop *loop, ev_io *w, int revents);
@@ -306,9 +308,10 @@ static void client_process_input(px_client *c)
         c->in.rpos += c->parser.req_len;
     }
     if (c->in.rpos == c->in.len) {
+        /* keep the buffer while the client is busy: px_clients_cron frees it
+         * once the client has been idle a while */
         c->in.rpos = c->in.len = 0;
-        px_buf_release(&c->in);
-        resp_req_shrink(&c->parser);
+        if (c->in.cap > CLIENT_KEEP_BUF) px_buf_release(&c->in);
     }
     if (px_buf_unread(&c->in) > (size_t)c->ctx->cfg.client_query_buffer_limit) {
         px_warning("Closing client id=%llu addr=%s that reached max query buffer length",
@@ -370,7 +373,7 @@ static void client_write(px_client *c)
         return;
     }
     if (ev_is_active(&c->wio)) ev_io_stop(c->ctx->loop, &c->wio);
-    if (c->out.cap > 0) px_buf_release(&c->out);
+    if (c->out.cap > CLIENT_KEEP_BUF) px_buf_release(&c->out);
     if (c->close_after_reply && !c->head) {
         px_client_close_async(c, NULL);
         return;
@@ -506,6 +509,12 @@ void px_clients_cron(px_ctx *ctx)
             continue;
         }
         if (px_buf_unread(&c->out) > 0) client_check_obuf(c);
+        /* buffers belong to busy connections only */
+        if (c->pending == 0 && now - c->last_active > CLIENT_IDLE_FREE) {
+            if (c->in.cap && px_buf_unread(&c->in) == 0) px_buf_release(&c->in);
+            if (c->out.cap && px_buf_unread(&c->out) == 0) px_buf_release(&c->out);
+            resp_req_shrink(&c->parser);
+        }
     }
 }
 

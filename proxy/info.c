@@ -23,6 +23,35 @@ static void line(px_buf *out, const char *fmt, ...)
     px_buf_append(out, "\r\n", 2);
 }
 
+#ifdef HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#include <stdbool.h>
+
+/* jemalloc's counters: allocations made since start and bytes in use.
+ * Flushing this thread's cache first makes the counts exact. */
+static void allocator_lines(px_buf *out)
+{
+    uint64_t epoch = 1, small = 0, large = 0;
+    size_t allocated = 0, sz = sizeof epoch;
+    mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+    mallctl("epoch", &epoch, &sz, &epoch, sz);
+    sz = sizeof small;
+    mallctl("stats.arenas.4096.small.nmalloc", &small, &sz, NULL, 0);
+    sz = sizeof large;
+    mallctl("stats.arenas.4096.large.nmalloc", &large, &sz, NULL, 0);
+    sz = sizeof allocated;
+    mallctl("stats.allocated", &allocated, &sz, NULL, 0);
+    line(out, "allocator:jemalloc");
+    line(out, "allocator_allocations:%llu", (unsigned long long)(small + large));
+    line(out, "allocator_allocated_bytes:%zu", allocated);
+}
+#else
+static void allocator_lines(px_buf *out)
+{
+    line(out, "allocator:libc");
+}
+#endif
+
 static long long outstanding(const px_backend *b)
 {
     long long n = 0;
@@ -45,6 +74,7 @@ void px_info_section(px_ctx *ctx, px_buf *out)
     line(out, "rejected_connections:%lld", ctx->rejected_connections);
     line(out, "total_commands_processed:%lld", ctx->total_commands);
     line(out, "protocol_errors:%lld", ctx->protocol_errors);
+    allocator_lines(out);
     line(out, "command_table:%s", ctx->commands_loaded ? "leader" : "builtin");
     line(out, "write_ack:%s", conf_write_ack_name(ctx->cfg.write_ack));
     line(out, "read_consistency:%s", conf_read_consistency_name(ctx->cfg.read_consistency));
