@@ -129,6 +129,9 @@ static const conf_directive directives[] = {
     {"leader", CT_ADDR, FIELD(leader), 0, 0, 0, NODEF, NULL, NULL, 0},
     {"replica", CT_ADDR_LIST, FIELD(replicas), FIELD(replica_count), 0, CONF_MAX_BACKENDS, NODEF, NULL, NULL, 0},
     {"node", CT_ADDR_LIST, FIELD(nodes), FIELD(node_count), 0, CONF_MAX_BACKENDS, NODEF, NULL, NULL, 0},
+    {"sentinel", CT_ADDR_LIST, FIELD(sentinels), FIELD(sentinel_count), 0, CONF_MAX_BACKENDS, NODEF, NULL, NULL, 0},
+    {"sentinel-master", CT_STRING, FIELD(sentinel_master), 0, 0, FSIZE(sentinel_master), DEF(""), NULL, NULL, 0},
+    {"sentinel-password", CT_STRING, FIELD(sentinel_password), 0, 0, FSIZE(sentinel_password), DEF(""), NULL, NULL, 0},
     {"quorum-n", CT_INT, FIELD(quorum_n), 0, 1, 64, DEF("3"), NULL, NULL, 0},
     {"quorum-w", CT_INT, FIELD(quorum_w), 0, 1, 64, DEF("2"), NULL, NULL, 0},
     {"quorum-r", CT_INT, FIELD(quorum_r), 0, 1, 64, DEF("2"), NULL, NULL, 0},
@@ -1178,8 +1181,16 @@ int conf_validate(const conf *c, char *err, size_t errlen, char *warn, size_t wa
         warn[0] = '\0';
 
     if (c->mode == CONF_MODE_LEADER) {
+        if ((c->sentinel_count > 0) != (c->sentinel_master[0] != '\0')) {
+            snprintf(err, errlen, "'sentinel host:port' and 'sentinel-master name' go together: "
+                                  "give both or neither");
+            return -1;
+        }
+        if (c->sentinel_count > 0)
+            return 0;   /* the leader and replicas come from Sentinel */
         if (c->leader.port == 0) {
-            snprintf(err, errlen, "mode leader needs a leader: add 'leader host:port'");
+            snprintf(err, errlen, "mode leader needs a leader: add 'leader host:port' "
+                                  "(or 'sentinel host:port' and 'sentinel-master name')");
             return -1;
         }
         if (check_backends(c, &c->leader, c->replicas, c->replica_count, "replica", err,

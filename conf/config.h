@@ -56,6 +56,10 @@ typedef struct conf {
     conf_addr nodes[CONF_MAX_BACKENDS];  /* `node host:port`, repeatable (quorum) */
     int node_count;
     int quorum_n, quorum_w, quorum_r;    /* defaults 3, 2, 2 */
+    conf_addr sentinels[CONF_MAX_BACKENDS]; /* `sentinel host:port`, repeatable */
+    int sentinel_count;
+    char sentinel_master[256];           /* `sentinel-master name`: the master Sentinel monitors */
+    char sentinel_password[512];         /* AUTH for the sentinels, "" = none */
 
     /* security */
     char requirepass[512];               /* "" = no AUTH needed */

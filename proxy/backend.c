@@ -212,7 +212,7 @@ void px_link_fail(px_link *l, const char *why)
             b->link_failed = 1;
             snprintf(b->link_error, sizeof b->link_error, "%s", why);
         }
-        if (!ev_is_active(&b->retry_timer)) {
+        if (!ev_is_active(&b->retry_timer) && !b->retired) {
             ev_timer_set(&b->retry_timer, ctx->cfg.backend_retry_interval / 1000.0, 0);
             ev_timer_start(ctx->loop, &b->retry_timer);
         }
@@ -555,6 +555,22 @@ px_link *px_link_acquire(px_backend *b, px_client *owner, px_link_kind kind)
     return l;
 }
 
+/* Close an idle (FIFO-empty) link and let the loop free it. */
+void px_link_release_closed(px_link *l)
+{
+    px_ctx *ctx = l->ctx;
+    if (l->fd >= 0) {
+        ev_io_stop(ctx->loop, &l->rio);
+        ev_io_stop(ctx->loop, &l->wio);
+        close(l->fd);
+        l->fd = -1;
+    }
+    ev_timer_stop(ctx->loop, &l->connect_timer);
+    l->state = PX_LINK_CLOSED;
+    l->next_idle = ctx->dead_links;
+    ctx->dead_links = l;
+}
+
 void px_link_release(px_link *l)
 {
     px_backend *b = l->backend;
@@ -629,6 +645,41 @@ static void backend_on_health(repl_health *h, const repl_health_state *st, void 
     (void)h;
     px_backend *b = arg;
     b->ctx->strategy->on_health(b->ctx, b, st);
+}
+
+void px_backend_retire(px_backend *b, const char *why)
+{
+    px_ctx *ctx = b->ctx;
+    b->retired = 1;
+    ev_timer_stop(ctx->loop, &b->retry_timer);
+    if (b->health) {
+        repl_health_free(b->health);
+        b->health = NULL;
+    }
+    b->in_rotation = 0;
+    b->hs.reachable = 0;
+    for (int i = 0; i < b->nshared; i++)
+        if (b->shared[i]->state != PX_LINK_CLOSED || b->shared[i]->fifo_count) px_link_fail(b->shared[i], why);
+    while (b->idle) {
+        px_link *l = b->idle;
+        b->idle = l->next_idle;
+        b->nidle--;
+        px_link_release_closed(l);
+    }
+    b->next_retired = ctx->retired;
+    ctx->retired = b;
+}
+
+void px_backend_reset_links(px_backend *b, const char *why)
+{
+    for (int i = 0; i < b->nshared; i++)
+        if (b->shared[i]->state != PX_LINK_CLOSED) px_link_fail(b->shared[i], why);
+    while (b->idle) {
+        px_link *l = b->idle;
+        b->idle = l->next_idle;
+        b->nidle--;
+        px_link_release_closed(l);
+    }
 }
 
 void px_backend_free(px_backend *b)

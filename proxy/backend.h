@@ -14,6 +14,15 @@ px_backend *px_backend_new(px_ctx *ctx, int index, px_role role, const conf_addr
 /* Open the shared links and start health polling. */
 void px_backend_start(px_backend *b);
 void px_backend_free(px_backend *b);
+/* Take b out of service at run time: health polling stops, its links fail
+ * (requests in flight answered as on any link failure), and b is kept on
+ * ctx->retired until exit because clients may still refer to its links. */
+void px_backend_retire(px_backend *b, const char *why);
+/* Close every link of b (e.g. its role changed): in-flight requests are
+ * answered as on a link failure; shared links reconnect. */
+void px_backend_reset_links(px_backend *b, const char *why);
+/* Close an idle link (nothing in flight) and let the loop free it. */
+void px_link_release_closed(px_link *l);
 
 /* Can b take new requests right now (a shared link up or connecting, and no
  * recent failure)?  reason (may be NULL) gets why not. */

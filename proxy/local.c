@@ -12,6 +12,7 @@
 #include "proxy/backend.h"
 #include "proxy/client.h"
 #include "proxy/info.h"
+#include "proxy/server.h"
 #include "replication/session.h"
 
 typedef struct local_req {
@@ -395,6 +396,8 @@ static void cmd_rcproxy(local_req *r)
             "    Set (or get) what this connection's reads are guaranteed to see.",
             "TOKEN",
             "    Return a token naming this connection's last write.",
+            "RELOAD",
+            "    Re-read the config file (as SIGHUP): replicas added or removed.",
             "AFTER <token>",
             "    Make this connection's reads see the write a token names.",
             "VERSION",
@@ -425,6 +428,12 @@ static void cmd_rcproxy(local_req *r)
         if (is_ack) c->write_ack = (uint8_t)v;
         else c->consistency = (uint8_t)v;
         px_buf_add_status(r->out, "OK");
+        return;
+    }
+    if (r->argc == 2 && arg_is(r, 1, "reload")) {
+        char err[CONF_ERR_MAX];
+        if (px_server_reload(c->ctx, err, sizeof err) < 0) px_buf_add_errorf(r->out, "ERR rcproxy: %s", err);
+        else px_buf_add_status(r->out, "OK");
         return;
     }
     if (r->argc == 3 && arg_is(r, 1, "after")) {

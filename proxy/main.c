@@ -74,6 +74,8 @@ int main(int argc, char **argv)
         px_warning("%s", err);
         return 1;
     }
+    ctx.argc = argc;
+    ctx.argv = argv;
     px_notice("rcproxy version=%s, pid=%d, just started", RCPROXY_VERSION, (int)getpid());
     int rc = px_server_run(&ctx);
     px_server_free(&ctx);

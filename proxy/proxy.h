@@ -148,6 +148,8 @@ struct px_backend {
     long long link_down_ms;  /* when a data link last failed (repl_now_ms), 0 never */
     char link_error[160];
     ev_timer retry_timer;    /* reconnect of failed shared links */
+    int retired;             /* removed from the topology: links closed, kept until exit */
+    px_backend *next_retired;
     long long requests, errors, retries;
 };
 
@@ -225,6 +227,11 @@ struct px_ctx {
     int nlisten;
     px_backend **backends;   /* [0] is the leader in mode leader */
     int nbackends;
+    px_backend *retired;     /* backends removed at run time (clients may still point at their links) */
+    struct repl_sentinel *sentinel;  /* following Sentinel, or NULL */
+    int argc;                /* the command line, for reloading the config */
+    char **argv;
+    ev_signal sighup;
     unsigned next_replica;   /* round robin of new readers over replicas */
     px_client *clients;
     px_client *dirty_clients;

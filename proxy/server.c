@@ -111,6 +111,50 @@ static void begin_shutdown(px_ctx *ctx, const char *signame)
     check_shutdown(ctx);
 }
 
+int px_server_reload(px_ctx *ctx, char *err, size_t errlen)
+{
+    static conf next;    /* large: not on the stack */
+    char warn[CONF_ERR_MAX] = "";
+    if (!ctx->cfg.config_file[0]) {
+        snprintf(err, errlen, "rcproxy was started without a config file: nothing to reload");
+        return -1;
+    }
+    conf_init_defaults(&next);
+    if (conf_load_args(&next, ctx->argc, ctx->argv, err, errlen) < 0 ||
+        conf_validate(&next, err, errlen, warn, sizeof warn) < 0)
+        return -1;
+    if (next.loglevel != ctx->cfg.loglevel) {
+        px_log_set_level(next.loglevel);
+        ctx->cfg.loglevel = next.loglevel;
+    }
+    if (ctx->sentinel) {
+        px_notice("Config reloaded; the topology follows Sentinel, not the file");
+        return 0;
+    }
+    if (next.sentinel_count > 0) {
+        snprintf(err, errlen, "switching to Sentinel needs a restart");
+        return -1;
+    }
+    if (repl_leader_set_topology(ctx, &next.leader, next.replicas, next.replica_count, "config reload") < 0) {
+        snprintf(err, errlen, "the reloaded topology is invalid (duplicate backends?)");
+        return -1;
+    }
+    ctx->cfg.leader = next.leader;
+    memcpy(ctx->cfg.replicas, next.replicas, sizeof next.replicas);
+    ctx->cfg.replica_count = next.replica_count;
+    px_notice("Config reloaded: leader %s, %d replica%s", ctx->backends[0]->name,
+              next.replica_count, next.replica_count == 1 ? "" : "s");
+    return 0;
+}
+
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop; (void)revents;
+    char err[CONF_ERR_MAX];
+    px_notice("Received SIGHUP, reloading the config file");
+    if (px_server_reload(w->data, err, sizeof err) < 0) px_warning("Config reload failed: %s", err);
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop; (void)revents;
@@ -236,6 +280,9 @@ int px_server_run(px_ctx *ctx)
     ctx->sigterm.data = ctx->sigint.data = ctx;
     ev_signal_start(loop, &ctx->sigterm);
     ev_signal_start(loop, &ctx->sigint);
+    ev_signal_init(&ctx->sighup, on_sighup, SIGHUP);
+    ctx->sighup.data = ctx;
+    ev_signal_start(loop, &ctx->sighup);
     signal(SIGPIPE, SIG_IGN);
 
     px_notice("Ready to accept connections tcp (port %d, mode %s, leader %s, %d replica%s)",
@@ -264,5 +311,11 @@ void px_server_free(px_ctx *ctx)
     ev_timer_stop(ctx->loop, &ctx->cron);
     ev_signal_stop(ctx->loop, &ctx->sigterm);
     ev_signal_stop(ctx->loop, &ctx->sigint);
+    ev_signal_stop(ctx->loop, &ctx->sighup);
+    while (ctx->retired) {
+        px_backend *b = ctx->retired;
+        ctx->retired = b->next_retired;
+        px_backend_free(b);
+    }
     px_cmdtable_free(ctx->commands);
 }

@@ -14,5 +14,8 @@ int px_server_listen(px_ctx *ctx, char *err, size_t errlen);
  * the loop until shutdown completes.  Returns the exit status. */
 int px_server_run(px_ctx *ctx);
 void px_server_free(px_ctx *ctx);
+/* Re-read the config file (SIGHUP, RCPROXY RELOAD): apply the topology
+ * (leader/replica lines) and loglevel.  Returns 0 or -1 with err set. */
+int px_server_reload(px_ctx *ctx, char *err, size_t errlen);
 
 #endif

@@ -8,6 +8,9 @@
  * new clients are spread round robin. */
 #include "replication/leader.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "proxy/backend.h"
 #include "proxy/log.h"
 
@@ -90,3 +93,87 @@ const px_strategy repl_leader_strategy = {
     .route_write = route_write,
     .on_health = on_health,
 };
+
+/* ---- changing membership (Sentinel, SIGHUP) ------------------------------- */
+
+static int same_addr(const conf_addr *a, const conf_addr *b)
+{
+    return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
+/* The current backend at addr, or NULL. */
+static px_backend *find_backend(px_ctx *ctx, const conf_addr *addr)
+{
+    for (int i = 0; i < ctx->nbackends; i++)
+        if (same_addr(&ctx->backends[i]->addr, addr)) return ctx->backends[i];
+    return NULL;
+}
+
+static px_backend *take_or_create(px_ctx *ctx, const conf_addr *addr, int index, px_role role,
+                                  int *created)
+{
+    px_backend *b = find_backend(ctx, addr);
+    *created = 0;
+    if (!b) {
+        b = px_backend_new(ctx, index, role, addr);
+        *created = 1;
+    }
+    return b;
+}
+
+int repl_leader_set_topology(px_ctx *ctx, const conf_addr *leader, const conf_addr *replicas,
+                             int nreplicas, const char *reason)
+{
+    int n = 1 + nreplicas, created[1 + CONF_MAX_BACKENDS];
+    if (nreplicas < 0 || nreplicas > CONF_MAX_BACKENDS) return -1;
+    px_backend **next = calloc((size_t)n, sizeof *next);
+    if (!next) abort();
+    px_backend *old_leader = ctx->nbackends ? ctx->backends[0] : NULL;
+
+    next[0] = take_or_create(ctx, leader, 0, PX_ROLE_LEADER, &created[0]);
+    for (int i = 0; i < nreplicas; i++) {
+        next[i + 1] = take_or_create(ctx, &replicas[i], i + 1, PX_ROLE_REPLICA, &created[i + 1]);
+        for (int k = 0; k <= i; k++)
+            if (next[k] == next[i + 1]) {        /* duplicate address: change nothing */
+                for (int j = 0; j <= i + 1; j++)
+                    if (created[j] && (j == i + 1 || next[j] != next[i + 1])) px_backend_free(next[j]);
+                free(next);
+                return -1;
+            }
+    }
+    /* what is no longer there is retired: its in-flight requests are answered */
+    for (int i = 0; i < ctx->nbackends; i++) {
+        px_backend *b = ctx->backends[i];
+        int kept = 0;
+        for (int k = 0; k < n; k++) kept |= next[k] == b;
+        if (!kept) {
+            px_notice("%s %s left the topology (%s)", b->role == PX_ROLE_LEADER ? "Leader" : "Replica",
+                      b->name, reason);
+            px_backend_retire(b, b->role == PX_ROLE_LEADER ? "the leader changed" : "removed from the topology");
+        }
+    }
+    /* a leader demoted to replica: writes in flight on it have an unknown fate */
+    for (int i = 1; i < n; i++)
+        if (next[i]->role == PX_ROLE_LEADER) {
+            px_notice("Former leader %s is now a replica (%s)", next[i]->name, reason);
+            next[i]->role = PX_ROLE_REPLICA;
+            px_backend_reset_links(next[i], "the leader changed");
+        }
+    if (next[0]->role != PX_ROLE_LEADER) next[0]->role = PX_ROLE_LEADER;
+    if (old_leader != next[0])
+        px_notice("Writes now go to leader %s (%s)", next[0]->name, reason);
+    for (int i = 0; i < n; i++) {
+        next[i]->index = i;
+        next[i]->in_rotation = 0;               /* back after a health poll says so */
+    }
+    free(ctx->backends);
+    ctx->backends = next;
+    ctx->nbackends = n;
+    ctx->next_replica = 0;
+    for (int i = 0; i < n; i++)
+        if (created[i]) {
+            px_notice("%s %s joined the topology (%s)", i == 0 ? "Leader" : "Replica", next[i]->name, reason);
+            px_backend_start(next[i]);
+        }
+    return 0;
+}

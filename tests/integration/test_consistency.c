@@ -32,6 +32,7 @@
  *                                           can fail)
  *   consistency.ryw_no_violations           ryw: 0 ryw over >= 10,000 ops
  *   consistency.monotonic_no_violations     monotonic: 0 ryw, mono, prefix
+ *   consistency.monotonic_replica_restart   the same with monotonic reads
  *   consistency.ryw_replica_restart         ryw, replica 1 killed and
  *                                           restarted mid-run: 0 ryw, no
  *                                           failed read
@@ -593,6 +594,24 @@ IT_TEST(consistency, ryw_replica_restart, 90)
     if (t.write_err > 0)
         cr_log_warn("ryw restart: %ld writes failed while replica 1 restarted", t.write_err);
     expect_clean(&t, env_on("RCPROXY_TEST_STRICT_RYW"), true, "ryw restart");
+}
+
+/* The same with monotonic reads: read-your-writes, monotonic reads and
+ * consistent prefix all hold while replica 1 dies and comes back. */
+IT_TEST(consistency, monotonic_replica_restart, 90)
+{
+    IT_SKIP_IF_DIRECT();
+    it_opts o = relay_topology("monotonic");
+    it_start(&o);
+    checker ck;
+    counts t;
+    restart_plan plan = { 0 };
+    run_limits lim = { .min_ops = MIN_OPS, .min_ms = 5000, .max_ms = MAX_RUN_MS };
+    checker_run(&ck, &lim, restart_hook, &plan, "monotonic restart", &t);
+    cr_assert(plan.killed && plan.restarted, "the run ended before replica 1 was restarted");
+    if (t.write_err > 0)
+        cr_log_warn("monotonic restart: %ld writes failed while replica 1 restarted", t.write_err);
+    expect_clean(&t, true, true, "monotonic restart");
 }
 
 /* ---- tokens ------------------------------------------------------------- */

@@ -132,7 +132,7 @@ Test(table, names_unique_lowercase_and_runtime_flags)
             cr_assert(strcmp(directives[k].name, n) != 0, "duplicate row %s", n);
         cr_assert_eq(directives[i].runtime, strcmp(n, "loglevel") == 0, "%s", n);
     }
-    cr_assert_eq(N_DIRECTIVES, 34);
+    cr_assert_eq(N_DIRECTIVES, 37);
 }
 
 Test(names, mode_and_loglevel)
@@ -760,8 +760,14 @@ static int validate(const char *text)
 Test(validate, leader_mode)
 {
     cr_assert_eq(validate(""), -1);
-    cr_assert_str_eq(ERR, "mode leader needs a leader: add 'leader host:port'");
+    cr_assert_str_eq(ERR, "mode leader needs a leader: add 'leader host:port' "
+                          "(or 'sentinel host:port' and 'sentinel-master name')");
     cr_assert_eq(validate("leader 127.0.0.1:6379"), 0, "%s", ERR);
+    /* with Sentinel the leader is discovered; both directives are needed */
+    cr_assert_eq(validate("sentinel 127.0.0.1:26379\nsentinel-master mymaster"), 0, "%s", ERR);
+    cr_assert_eq(validate("sentinel 127.0.0.1:26379"), -1);
+    cr_assert(strstr(ERR, "go together") != NULL, "%s", ERR);
+    cr_assert_eq(validate("sentinel-master mymaster\nleader 127.0.0.1:6379"), -1);
     cr_assert_str_eq(WARN, "");
     cr_assert_eq(validate("leader 127.0.0.1:6379\nreplica 127.0.0.1:6390\nreplica [::1]:6390"), 0);
     cr_assert_eq(validate("leader 127.0.0.1:6379\nnode 127.0.0.1:7001"), 0);
