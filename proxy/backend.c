@@ -166,6 +166,18 @@ static void link_settle(px_link *l, px_pending *p, int sent, const char *why)
                               role_name(l->backend), l->backend->name, why);
 }
 
+/* Stop l's watchers and close its socket; state becomes CLOSED. */
+static void link_close_fd(px_link *l)
+{
+    px_ctx *ctx = l->ctx;
+    ev_io_stop(ctx->loop, &l->rio);
+    ev_io_stop(ctx->loop, &l->wio);
+    ev_timer_stop(ctx->loop, &l->connect_timer);
+    if (l->fd >= 0) close(l->fd);
+    l->fd = -1;
+    l->state = PX_LINK_CLOSED;
+}
+
 void px_link_fail(px_link *l, const char *why)
 {
     px_ctx *ctx = l->ctx;
@@ -175,14 +187,7 @@ void px_link_fail(px_link *l, const char *why)
     if (l->state == PX_LINK_UP)
         px_warning("Lost %s link to %s %s: %s", l->kind == PX_LINK_SHARED ? "shared" : "dedicated",
                    role_name(b), b->name, why);
-    if (l->fd >= 0) {
-        ev_io_stop(ctx->loop, &l->rio);
-        ev_io_stop(ctx->loop, &l->wio);
-        close(l->fd);
-        l->fd = -1;
-    }
-    ev_timer_stop(ctx->loop, &l->connect_timer);
-    l->state = PX_LINK_CLOSED;
+    link_close_fd(l);
 
     /* Settle in order: writes whose replies were held for WAIT first (they
      * came before anything still in the FIFO), then what is in flight;
@@ -558,17 +563,9 @@ px_link *px_link_acquire(px_backend *b, px_client *owner, px_link_kind kind)
 /* Close an idle (FIFO-empty) link and let the loop free it. */
 void px_link_release_closed(px_link *l)
 {
-    px_ctx *ctx = l->ctx;
-    if (l->fd >= 0) {
-        ev_io_stop(ctx->loop, &l->rio);
-        ev_io_stop(ctx->loop, &l->wio);
-        close(l->fd);
-        l->fd = -1;
-    }
-    ev_timer_stop(ctx->loop, &l->connect_timer);
-    l->state = PX_LINK_CLOSED;
-    l->next_idle = ctx->dead_links;
-    ctx->dead_links = l;
+    link_close_fd(l);
+    l->next_idle = l->ctx->dead_links;
+    l->ctx->dead_links = l;
 }
 
 void px_link_release(px_link *l)
@@ -583,14 +580,7 @@ void px_link_release(px_link *l)
         return;
     }
     if (l->fifo_count == 0 && l->state != PX_LINK_CLOSED) {
-        ev_io_stop(l->ctx->loop, &l->rio);
-        ev_io_stop(l->ctx->loop, &l->wio);
-        ev_timer_stop(l->ctx->loop, &l->connect_timer);
-        if (l->fd >= 0) close(l->fd);
-        l->fd = -1;
-        l->state = PX_LINK_CLOSED;
-        l->next_idle = l->ctx->dead_links;
-        l->ctx->dead_links = l;
+        px_link_release_closed(l);
         return;
     }
     px_link_fail(l, "released with requests outstanding");
@@ -693,11 +683,7 @@ void px_backend_free(px_backend *b)
     while (b->idle) {
         px_link *l = b->idle;
         b->idle = l->next_idle;
-        if (l->fd >= 0) {
-            ev_io_stop(ctx->loop, &l->rio);
-            ev_io_stop(ctx->loop, &l->wio);
-            close(l->fd);
-        }
+        link_close_fd(l);
         link_free(l);
     }
     ev_timer_stop(ctx->loop, &b->retry_timer);

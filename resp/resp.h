@@ -24,4 +24,9 @@ enum {
 #define RESP_DEFAULT_MAX_DEPTH 128                        /* reply nesting depth */
 #define RESP_ERR_MAX 128                                  /* size of error buffers */
 
+/* Parse s[0..n) as a RESP length/integer the way Redis's string2ll does:
+ * optional '-', digits only, no leading zeros, no "-0", within long long.
+ * Returns 1 and sets *out, or 0 if the text is not such an integer. */
+int resp_parse_ll(const char *s, size_t n, long long *out);
+
 #endif

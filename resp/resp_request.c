@@ -62,7 +62,6 @@ enum {
 #define INLINE_MIN 256             /* first inline_buf allocation */
 #define INLINE_KEEP (16 * 1024)    /* resp_req_shrink frees inline_buf beyond this */
 #define LINE_WINDOW ((size_t)RESP_MAX_INLINE_LEN + 1) /* where a terminator may be */
-#define LL_MAX_CHARS 20            /* longest integer string2ll accepts */
 #define MB_ARGS_NEXT (-2)          /* parse_mb_count: count read, arguments follow */
 
 /* Outcome of find_eol(). */
@@ -95,41 +94,6 @@ static eol_rc find_eol(const char *buf, size_t len, size_t start, size_t *scan,
     return end == window_end ? EOL_TOO_BIG : EOL_AGAIN;
 }
 
-/* Parse s[0..n) as Redis's string2ll() does (see the file comment).
- * Returns 1 and sets *out, or 0 if the text is not a valid integer.
- * (resp_scanner.c carries the same rule; resp/ has no shared helper file.) */
-static int parse_ll(const char *s, size_t n, long long *out)
-{
-    unsigned long long v = 0;
-    size_t i = 0;
-    int neg = 0;
-
-    if (n == 0 || n > LL_MAX_CHARS) return 0;
-    if (s[0] == '-') {
-        neg = 1;
-        i = 1;
-        if (n == 1) return 0;
-    }
-    if (s[i] == '0') {
-        if (n != 1) return 0; /* "0" only: no "-0", no leading zeros */
-        *out = 0;
-        return 1;
-    }
-    for (; i < n; i++) {
-        unsigned d = (unsigned)((unsigned char)s[i] - '0');
-        if (d > 9) return 0;
-        if (v > (ULLONG_MAX - d) / 10) return 0;
-        v = v * 10 + d;
-    }
-    if (neg) {
-        if (v > (unsigned long long)LLONG_MAX + 1) return 0;
-        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
-    } else {
-        if (v > (unsigned long long)LLONG_MAX) return 0;
-        *out = (long long)v;
-    }
-    return 1;
-}
 
 /* Enter the sticky error state with a formatted message; returns RESP_ERR. */
 static int fail(resp_req_parser *p, const char *fmt, ...)
@@ -192,7 +156,7 @@ static int parse_mb_count(resp_req_parser *p, const char *buf, size_t len)
     case EOL_TOO_BIG: return fail(p, "Protocol error: too big mbulk count string");
     case EOL_FOUND: break;
     }
-    if (!parse_ll(buf + 1, at - 1, &n) || n > p->max_multibulk_len)
+    if (!resp_parse_ll(buf + 1, at - 1, &n) || n > p->max_multibulk_len)
         return fail(p, "Protocol error: invalid multibulk length");
     if (p->unauthenticated && n > RESP_UNAUTH_MAX_MULTIBULK_LEN)
         return fail(p, "Protocol error: unauthenticated multibulk length");
@@ -224,7 +188,7 @@ static int parse_bulk_len(resp_req_parser *p, const char *buf, size_t len)
         if (got == '\r' || got == '\n' || got == '\0') got = ' ';
         return fail(p, "Protocol error: expected '$', got '%c'", got);
     }
-    if (!parse_ll(buf + p->pos + 1, at - p->pos - 1, &ll) || ll < 0 ||
+    if (!resp_parse_ll(buf + p->pos + 1, at - p->pos - 1, &ll) || ll < 0 ||
         ll > p->max_bulk_len || (unsigned long long)ll > SIZE_MAX - 2)
         return fail(p, "Protocol error: invalid bulk length");
     if (p->unauthenticated && ll > RESP_UNAUTH_MAX_BULK_LEN)

@@ -58,7 +58,6 @@ enum { K_UNKNOWN = 0, K_LINE, K_BLOB, K_AGG, K_MAP, K_ATTR, K_STREAM };
 
 #define LINE_WINDOW ((size_t)RESP_MAX_INLINE_LEN + 1) /* where a line's CR may be */
 #define SCAN_DONE 2 /* internal: the reply is complete (distinct from RESP_*) */
-#define LL_MAX_CHARS 20
 
 static int kind_of(char t)
 {
@@ -80,40 +79,6 @@ static int kind_of(char t)
     }
 }
 
-/* Integers as Redis's string2ll(); same rule as in resp_request.c. Returns 1
- * and sets *out, or 0 if s[0..n) is not a valid integer. */
-static int parse_ll(const char *s, size_t n, long long *out)
-{
-    unsigned long long v = 0;
-    size_t i = 0;
-    int neg = 0;
-
-    if (n == 0 || n > LL_MAX_CHARS) return 0;
-    if (s[0] == '-') {
-        neg = 1;
-        i = 1;
-        if (n == 1) return 0;
-    }
-    if (s[i] == '0') {
-        if (n != 1) return 0;
-        *out = 0;
-        return 1;
-    }
-    for (; i < n; i++) {
-        unsigned d = (unsigned)((unsigned char)s[i] - '0');
-        if (d > 9) return 0;
-        if (v > (ULLONG_MAX - d) / 10) return 0;
-        v = v * 10 + d;
-    }
-    if (neg) {
-        if (v > (unsigned long long)LLONG_MAX + 1) return 0;
-        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
-    } else {
-        if (v > (unsigned long long)LLONG_MAX) return 0;
-        *out = (long long)v;
-    }
-    return 1;
-}
 
 /* Enter the sticky error state; returns RESP_ERR. */
 static int fail(resp_scanner *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -210,7 +175,7 @@ static int header(resp_scanner *s, const char *buf, size_t cr, int kind)
 
     if (nlen == 1 && num[0] == '?')
         return fail(s, "Protocol error: streamed RESP3 reply '%c?' is not supported", t);
-    if (!parse_ll(num, nlen, &n) || n < -1)
+    if (!resp_parse_ll(num, nlen, &n) || n < -1)
         return fail(s, "Protocol error: invalid %s length in reply",
                     kind == K_BLOB ? "bulk" : "aggregate");
     note_top(s, t, n);

@@ -2,7 +2,7 @@
  *
  * Build and run by hand (not part of the meson build):
  *   clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -I../.. \
- *       fuzz_resp_request.c ../../resp/resp_request.c -o fuzz_resp_request
+ *       fuzz_resp_request.c ../../resp/resp_int.c ../../resp/resp_request.c -o fuzz_resp_request
  *   ./fuzz_resp_request -max_total_time=60 -max_len=4096
  *
  * Input: byte 0 chooses the limits, byte 1 the chunk size, the rest is the
