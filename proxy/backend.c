@@ -396,10 +396,12 @@ void px_links_flush(px_ctx *ctx)
     while (ctx->dirty_links) {
         px_link *l = ctx->dirty_links;
         ctx->dirty_links = l->next_dirty;
+        if (l->state != PX_LINK_UP) {
+            l->dirty = 0;
+            continue;
+        }
+        repl_session_flush_link(l);   /* still marked dirty: what it queues goes out now */
         l->dirty = 0;
-        if (l->state != PX_LINK_UP) continue;
-        repl_session_flush_link(l);
-        l->dirty = 0;   /* the ROLE/WAIT just queued goes out in this write */
         if (!ev_is_active(&l->wio)) link_write(l);
     }
 }
@@ -525,7 +527,7 @@ void px_links_cron(px_ctx *ctx)
     double now = ev_now(ctx->loop);
     for (int i = 0; i < ctx->nbackends; i++) {
         px_backend *b = ctx->backends[i];
-        for (int j = 0; j < b->nshared; j++) {
+        for (int j = 0; j < b->nlinks; j++) {
             px_link *l = b->shared[j];
             if (l->state == PX_LINK_UP && l->fifo_count > 0 &&
                 (now - l->last_progress) * 1000.0 > timeout_ms) {
@@ -601,9 +603,10 @@ px_backend *px_backend_new(px_ctx *ctx, int index, px_role role, const conf_addr
     else
         snprintf(b->name, sizeof b->name, "%s:%d", addr->host, addr->port);
     b->nshared = ctx->cfg.backend_connections;
-    b->shared = calloc((size_t)b->nshared, sizeof *b->shared);
+    b->nlinks = b->nshared + 1;    /* + the write-ack link */
+    b->shared = calloc((size_t)b->nlinks, sizeof *b->shared);
     if (!b->shared) abort();
-    for (int i = 0; i < b->nshared; i++) b->shared[i] = link_new(b, PX_LINK_SHARED);
+    for (int i = 0; i < b->nlinks; i++) b->shared[i] = link_new(b, PX_LINK_SHARED);
     ev_init(&b->retry_timer, backend_on_retry);
     b->retry_timer.data = b;
     b->hs.repl_offset = -1;
@@ -614,7 +617,7 @@ px_backend *px_backend_new(px_ctx *ctx, int index, px_role role, const conf_addr
 void px_backend_start(px_backend *b)
 {
     px_ctx *ctx = b->ctx;
-    for (int i = 0; i < b->nshared; i++) link_connect(b->shared[i]);
+    for (int i = 0; i < b->nlinks; i++) link_connect(b->shared[i]);
     int timeout = ctx->cfg.backend_timeout > 0 ? ctx->cfg.backend_timeout : 5000;
     if (timeout < 3 * ctx->cfg.health_check_interval) timeout = 3 * ctx->cfg.health_check_interval;
     b->health = repl_health_new(ctx->loop, b->addr.host, b->addr.port, ctx->cfg.backend_user,
@@ -626,7 +629,7 @@ static void backend_on_retry(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop; (void)revents;
     px_backend *b = w->data;
-    for (int i = 0; i < b->nshared; i++)
+    for (int i = 0; i < b->nlinks; i++)
         if (b->shared[i]->state == PX_LINK_CLOSED) link_connect(b->shared[i]);
 }
 
@@ -648,7 +651,7 @@ void px_backend_retire(px_backend *b, const char *why)
     }
     b->in_rotation = 0;
     b->hs.reachable = 0;
-    for (int i = 0; i < b->nshared; i++)
+    for (int i = 0; i < b->nlinks; i++)
         if (b->shared[i]->state != PX_LINK_CLOSED || b->shared[i]->fifo_count) px_link_fail(b->shared[i], why);
     while (b->idle) {
         px_link *l = b->idle;
@@ -662,7 +665,7 @@ void px_backend_retire(px_backend *b, const char *why)
 
 void px_backend_reset_links(px_backend *b, const char *why)
 {
-    for (int i = 0; i < b->nshared; i++)
+    for (int i = 0; i < b->nlinks; i++)
         if (b->shared[i]->state != PX_LINK_CLOSED) px_link_fail(b->shared[i], why);
     while (b->idle) {
         px_link *l = b->idle;
@@ -675,7 +678,7 @@ void px_backend_reset_links(px_backend *b, const char *why)
 void px_backend_free(px_backend *b)
 {
     px_ctx *ctx = b->ctx;
-    for (int i = 0; i < b->nshared; i++) {
+    for (int i = 0; i < b->nlinks; i++) {
         px_link *l = b->shared[i];
         if (l->state != PX_LINK_CLOSED) px_link_fail(l, "rcproxy is shutting down");
         link_free(l);
@@ -703,6 +706,12 @@ int px_backend_usable(const px_backend *b, const char **reason)
         return 0;
     }
     return 1;
+}
+
+px_link *px_backend_ack_link(px_backend *b)
+{
+    px_link *l = b->shared[b->nshared];
+    return l->state != PX_LINK_CLOSED ? l : px_backend_pick_shared(b);
 }
 
 px_link *px_backend_pick_shared(px_backend *b)

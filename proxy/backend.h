@@ -28,6 +28,10 @@ void px_link_release_closed(px_link *l);
  * recent failure)?  reason (may be NULL) gets why not. */
 int px_backend_usable(const px_backend *b, const char **reason);
 
+/* The link for writes whose acknowledgement waits for replicas (WAIT blocks
+ * the connection it runs on, so those writes get a link of their own and
+ * hold up nobody else); a shared link while it is down. */
+px_link *px_backend_ack_link(px_backend *b);
 /* A shared link of b for a new request, round robin; NULL if none usable. */
 px_link *px_backend_pick_shared(px_backend *b);
 

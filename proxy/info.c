@@ -55,7 +55,7 @@ static void allocator_lines(px_buf *out)
 static long long outstanding(const px_backend *b)
 {
     long long n = 0;
-    for (int i = 0; i < b->nshared; i++) n += (long long)b->shared[i]->fifo_count;
+    for (int i = 0; i < b->nlinks; i++) n += (long long)b->shared[i]->fifo_count;
     return n;
 }
 

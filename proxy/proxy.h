@@ -123,6 +123,7 @@ struct px_link {
     uint64_t role_turn;     /* loop turn of the last queued ROLE */
     uint8_t role_wanted;    /* queue a ROLE when flushing (after writes or monotonic reads) */
     uint8_t wait_need;      /* queue WAIT <wait_need> when flushing (write-ack), 0 none */
+    uint8_t wait_inflight;  /* a WAIT is outstanding: the next one waits for its reply */
     px_slot **held;         /* write replies waiting for the next WAIT reply, in order */
     size_t held_head, held_count, held_cap;
 };
@@ -135,8 +136,9 @@ struct px_backend {
     px_role role;
     conf_addr addr;
     char name[300];          /* "host:port" */
-    px_link **shared;        /* backend-connections shared links */
-    int nshared;
+    px_link **shared;        /* backend-connections shared links, then the write-ack link */
+    int nshared;             /* shared links for ordinary requests */
+    int nlinks;              /* nshared + 1: shared[nshared] carries writes that WAIT (write-ack) */
     int next_shared;
     px_link *idle;           /* parked dedicated links */
     int nidle;

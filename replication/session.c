@@ -238,7 +238,10 @@ void repl_session_wrote_elsewhere(px_client *c)
 
 void repl_session_flush_link(px_link *l)
 {
-    if (l->wait_need) {
+    /* One WAIT at a time: Redis blocks the link until it returns, so writes
+     * queued meanwhile are covered together by the next one. */
+    if (l->wait_need && !l->wait_inflight) {
+        l->wait_inflight = 1;
         char tmp[64];
         int n = snprintf(tmp, sizeof tmp, "*3\r\n$4\r\nWAIT\r\n$%d\r\n%d\r\n", l->wait_need >= 10 ? 2 : 1,
                          l->wait_need);
@@ -380,7 +383,9 @@ void repl_session_on_wait(px_link *l, const px_pending *p, const char *reply, si
     const char *why = NULL;
     if (len > 1 && reply[0] == ':') acked = strtoll(reply + 1, NULL, 10);
     else why = "WAIT failed";
+    l->wait_inflight = 0;
     while (l->held_count) release_held(l->ctx, held_pop(l), acked, why);
+    if (l->wait_need) px_link_mark_dirty(l);   /* writes arrived meanwhile: their WAIT */
 }
 
 void repl_session_link_failed(px_link *l)
@@ -390,6 +395,7 @@ void repl_session_link_failed(px_link *l)
     l->held = NULL;
     l->held_cap = l->held_head = 0;
     l->wait_need = 0;
+    l->wait_inflight = 0;
     l->role_wanted = 0;
     /* pending ROLEs will never answer: whoever waits on them learns later */
     l->role_done = l->role_sent;
