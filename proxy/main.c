@@ -9,6 +9,7 @@
 #include "conf/config.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
+#include "replication/sentinel.h"
 
 static void usage(FILE *fp)
 {
@@ -66,6 +67,22 @@ int main(int argc, char **argv)
             fprintf(fp, "%d\n", (int)getpid());
             fclose(fp);
         }
+    }
+
+    if (cfg.sentinel_count > 0) {
+        /* the leader and replicas come from Sentinel */
+        repl_sentinel_view view;
+        if (repl_sentinel_query_sync(cfg.sentinels, cfg.sentinel_count, cfg.sentinel_master,
+                                     cfg.sentinel_password, cfg.backend_password, 2000, &view,
+                                     err, sizeof err) < 0) {
+            px_warning("Could not learn the leader of '%s' from Sentinel: %s", cfg.sentinel_master, err);
+            return 1;
+        }
+        cfg.leader = view.leader;
+        memcpy(cfg.replicas, view.replicas, sizeof view.replicas);
+        cfg.replica_count = view.replica_count;
+        px_notice("Sentinel: leader of '%s' is %s:%d, with %d replica%s", cfg.sentinel_master,
+                  cfg.leader.host, cfg.leader.port, cfg.replica_count, cfg.replica_count == 1 ? "" : "s");
     }
 
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);

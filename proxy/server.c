@@ -24,6 +24,7 @@
 #include "proxy/client.h"
 #include "proxy/log.h"
 #include "replication/leader.h"
+#include "replication/sentinel.h"
 #include "replication/session.h"
 
 #define ACCEPTS_PER_EVENT 64
@@ -255,6 +256,15 @@ int px_server_listen(px_ctx *ctx, char *err, size_t errlen)
     return 0;
 }
 
+static void on_sentinel_view(const repl_sentinel_view *v, const char *reason, void *arg)
+{
+    px_ctx *ctx = arg;
+    char why[80];
+    snprintf(why, sizeof why, "Sentinel: %s", reason);
+    if (repl_leader_set_topology(ctx, &v->leader, v->replicas, v->replica_count, why) < 0)
+        px_warning("Sentinel reported an invalid topology (%s): ignored", reason);
+}
+
 int px_server_run(px_ctx *ctx)
 {
     struct ev_loop *loop = ctx->loop;
@@ -262,6 +272,10 @@ int px_server_run(px_ctx *ctx)
     for (int i = 0; i < ctx->nbackends; i++) px_backend_start(ctx->backends[i]);
 
     const conf *cfg = &ctx->cfg;
+    if (cfg->sentinel_count > 0)
+        ctx->sentinel = repl_sentinel_new(loop, cfg->sentinels, cfg->sentinel_count,
+                                          cfg->sentinel_master, cfg->sentinel_password,
+                                          cfg->backend_password, 1000, on_sentinel_view, ctx);
     const char *cmd_argv[] = {"COMMAND"};
     repl_oneshot_command(loop, cfg->leader.host, cfg->leader.port, cfg->backend_user,
                          cfg->backend_password, 5000, 1, cmd_argv, on_command_reply, ctx);
@@ -296,6 +310,8 @@ void px_server_free(px_ctx *ctx)
 {
     for (px_client *c = ctx->clients; c; c = c->next) px_client_close_async(c, NULL);
     px_clients_reap(ctx);
+    if (ctx->sentinel) repl_sentinel_free(ctx->sentinel);
+    ctx->sentinel = NULL;
     repl_session_free_parked(ctx);
     for (int i = 0; i < ctx->nbackends; i++) px_backend_free(ctx->backends[i]);
     px_links_reap(ctx);

@@ -18,9 +18,11 @@
  *             v
  *        next sentinel ... none left: wait for the next trigger
  *
- *                  Each attempt is bounded by SENT_ATTEMPT_MS.  Triggers
+ *                  Each attempt is bounded by SENT_ATTEMPT_MS.  Events
  *                  that arrive while a refresh runs fold into one more
- *                  refresh right after it.
+ *                  refresh right after it; a periodic tick is skipped.
+ *                  The leader is asked with its own password (backend-password)
+ *                  (an AUTH error there is ignored: ROLE decides).
  *
  *   triggers       the refresh timer (every refresh_ms, first at once), an
  *                  event on a pub/sub link naming our master, a pub/sub
@@ -304,6 +306,7 @@ struct repl_sentinel {
     int n;
     char *name;
     char *password;               /* NULL: no AUTH */
+    char *leader_password;        /* for the ROLE check on the leader; NULL: no AUTH */
     repl_sentinel_cb *cb;
     void *arg;
 
@@ -325,6 +328,7 @@ static void sent_destroy(repl_sentinel *s) {
     free(s->nodes);
     free(s->name);
     free(s->password);
+    free(s->leader_password);
     free(s);
 }
 
@@ -339,9 +343,10 @@ static void link_close(redisAsyncContext **slot) {
     redisAsyncFree(ac);
 }
 
-/* Open a non-blocking link to a with owner as ac->data.  Returns the
- * context, or NULL when the attempt failed at once (nothing to free, no
- * callback will run). */
+/* Open a non-blocking link to a with owner as ac->data, with TCP
+ * keepalive (a pub/sub link is otherwise silent: a vanished peer would
+ * never be noticed).  Returns the context, or NULL when the attempt failed
+ * at once (nothing to free, no callback will run). */
 static redisAsyncContext *link_open(struct ev_loop *loop, const conf_addr *a, void *owner,
                                     redisConnectCallback *on_connect,
                                     redisDisconnectCallback *on_disconnect) {
@@ -352,6 +357,7 @@ static redisAsyncContext *link_open(struct ev_loop *loop, const conf_addr *a, vo
         redisAsyncFree(ac);
         return NULL;
     }
+    redisEnableKeepAlive(&ac->c); /* best effort */
     ac->data = owner;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -417,13 +423,12 @@ static void sent_refresh(repl_sentinel *s, const char *reason, int prefer) {
  * folded-in refresh if any.  s may be gone afterwards. */
 static void query_finish(repl_sentinel *s, int ok) {
     sent_query *q = &s->q;
-    repl_sentinel_view v = q->view;
     ev_timer_stop(s->loop, &q->deadline);
     link_close(&q->verify);
     q->active = 0;
     q->node = -1;
     q->seq = (q->seq + 1) & SEQ_MASK;
-    if (ok && sent_deliver(s, &v, q->reason))
+    if (ok && sent_deliver(s, &q->view, q->reason))
         return;
     if (q->again) {
         q->again = 0;
@@ -516,8 +521,8 @@ static void verify_start(repl_sentinel *s) {
                      q->view.leader.port);
         return;
     }
-    /* the sentinels' password is tried on the leader too; ROLE decides */
-    if (link_auth(q->verify, verify_on_reply, s->password, q->seq) != 0 ||
+    /* the leader's own password (backend-password); ROLE decides */
+    if (link_auth(q->verify, verify_on_reply, s->leader_password, q->seq) != 0 ||
         redisAsyncCommandArgv(q->verify, verify_on_reply, MAKE_PRIV(TAG_ROLE, q->seq), 1,
                               role_argv, NULL) != REDIS_OK)
         attempt_fail(s, "leader %.128s:%d: ROLE could not be queued", q->view.leader.host,
@@ -843,7 +848,8 @@ static void refresh_fired(struct ev_loop *loop, ev_timer *w, int revents) {
     (void)revents;
     for (int i = 0; i < s->n; i++)
         sub_ensure(s, &s->nodes[i]);
-    sent_refresh(s, "refresh", -1);
+    if (!s->q.active) /* a slow refresh is not queued behind: the next tick */
+        sent_refresh(s, "refresh", -1);
 }
 
 static void reconnect_fired(struct ev_loop *loop, ev_timer *w, int revents) {
@@ -860,7 +866,8 @@ static void reconnect_fired(struct ev_loop *loop, ev_timer *w, int revents) {
  * the loop runs: the first refresh and the subscriptions start from a timer
  * that fires at once. */
 repl_sentinel *repl_sentinel_new(struct ev_loop *loop, const conf_addr *sentinels, int n,
-                                 const char *name, const char *password, int refresh_ms,
+                                 const char *name, const char *password,
+                                 const char *leader_password, int refresh_ms,
                                  repl_sentinel_cb *cb, void *arg) {
     repl_sentinel *s = xcalloc(1, sizeof *s);
     size_t len;
@@ -888,6 +895,11 @@ repl_sentinel *repl_sentinel_new(struct ev_loop *loop, const conf_addr *sentinel
         len = strlen(password);
         s->password = xcalloc(len + 1, 1);
         memcpy(s->password, password, len);
+    }
+    if (leader_password != NULL && leader_password[0] != '\0') {
+        len = strlen(leader_password);
+        s->leader_password = xcalloc(len + 1, 1);
+        memcpy(s->leader_password, leader_password, len);
     }
     s->q.node = -1;
     if (loop == NULL || cb == NULL || s->name[0] == '\0' || n == 0)
@@ -998,6 +1010,7 @@ fail:
 /* Ask one sentinel and verify the leader it names, within timeout_ms.
  * Returns 0 with *v filled (normalized), or -1 with a reason. */
 static int sync_ask(const conf_addr *sentinel, const char *name, const char *password,
+                    const char *leader_password,
                     int timeout_ms, repl_sentinel_view *v, char *err, size_t errlen) {
     long long deadline = sent_now_ms() + timeout_ms;
     const char *master_argv[] = {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", name};
@@ -1022,7 +1035,7 @@ static int sync_ask(const conf_addr *sentinel, const char *name, const char *pas
     freeReplyObject(r);
     r = NULL;
 
-    lc = sync_connect(&v->leader, password, 0, deadline, err, errlen);
+    lc = sync_connect(&v->leader, leader_password, 0, deadline, err, errlen);
     if (lc == NULL) {
         char why[SENT_ERR_MAX];
         snprintf(why, sizeof why, "%s", err);
@@ -1045,7 +1058,8 @@ done:
 }
 
 int repl_sentinel_query_sync(const conf_addr *sentinels, int n, const char *name,
-                             const char *password, int timeout_ms, repl_sentinel_view *view,
+                             const char *password, const char *leader_password, int timeout_ms,
+                             repl_sentinel_view *view,
                              char *err, size_t errlen) {
     char scratch[SENT_ERR_MAX], why[SENT_ERR_MAX];
     size_t used;
@@ -1068,13 +1082,16 @@ int repl_sentinel_query_sync(const conf_addr *sentinels, int n, const char *name
     }
     if (password != NULL && password[0] == '\0')
         password = NULL;
+    if (leader_password != NULL && leader_password[0] == '\0')
+        leader_password = NULL;
     if (timeout_ms <= 0)
         timeout_ms = SENT_DEFAULT_SYNC_MS;
 
     snprintf(err, errlen, "no sentinel could say where master '%.64s' is:", name);
     for (int i = 0; i < n; i++) {
         repl_sentinel_view v;
-        if (sync_ask(&sentinels[i], name, password, timeout_ms, &v, why, sizeof why) == 0) {
+        if (sync_ask(&sentinels[i], name, password, leader_password, timeout_ms, &v, why,
+                     sizeof why) == 0) {
             *view = v;
             err[0] = '\0';
             return 0;

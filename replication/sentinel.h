@@ -30,10 +30,12 @@ typedef struct repl_sentinel_view {
 typedef void repl_sentinel_cb(const repl_sentinel_view *view, const char *reason, void *arg);
 
 /* Start following master `name` through the sentinels (addresses copied).
- * password: for the sentinels (AUTH), may be "" or NULL.  refresh_ms:
+ * password: for the sentinels (AUTH), leader_password: for the ROLE check
+ * on the leader (backend-password); either may be "" or NULL.  refresh_ms:
  * period of the full refresh (e.g. 1000).  Never NULL. */
 repl_sentinel *repl_sentinel_new(struct ev_loop *loop, const conf_addr *sentinels, int n,
-                                 const char *name, const char *password, int refresh_ms,
+                                 const char *name, const char *password,
+                                 const char *leader_password, int refresh_ms,
                                  repl_sentinel_cb *cb, void *arg);
 void repl_sentinel_free(repl_sentinel *s);
 
@@ -42,7 +44,7 @@ void repl_sentinel_free(repl_sentinel *s);
  * err when no sentinel could say (or the leader it names does not answer
  * ROLE as master). */
 int repl_sentinel_query_sync(const conf_addr *sentinels, int n, const char *name,
-                             const char *password, int timeout_ms, repl_sentinel_view *view,
-                             char *err, size_t errlen);
+                             const char *password, const char *leader_password, int timeout_ms,
+                             repl_sentinel_view *view, char *err, size_t errlen);
 
 #endif

@@ -1,0 +1,825 @@
+/* test_sentinel.c -- replication/sentinel against real processes: a
+ * redis-server leader, one replica and one or three redis-sentinel
+ * processes, all on free 127.0.0.1 ports in a per-test temp dir.
+ *
+ * Every process a test starts is registered in `procs[]`; the suite's fini
+ * kills them (SIGCONT + SIGKILL, reaped) and removes the temp dir even when
+ * an assertion failed, and the children get PR_SET_PDEATHSIG so a crashed
+ * test cannot leave one behind.  Every wait is bounded in time. */
+#include "replication/sentinel.h"
+
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <dirent.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define HAVE_LSAN 1
+#else
+#define HAVE_LSAN 0
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* processes                                                                 */
+
+#define MAX_PROCS 8
+
+typedef struct {
+    pid_t pid;
+    int port;
+    int sentinel;            /* redis-sentinel with conf, else redis-server */
+    char conf[128];          /* sentinel: its own config file (it rewrites it) */
+    char replicaof[32];      /* redis-server: "127.0.0.1 PORT" or "" */
+} test_proc;
+
+static char tmpdir[64];
+static test_proc procs[MAX_PROCS];
+static int nprocs;
+static const char *cmd_password; /* test-side clients AUTH with it when set */
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int free_port(void) {
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    if (fd < 0)
+        return -1;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static void child_exec(const test_proc *p) {
+    char port[16], log[160], db[64];
+    const char *argv[32];
+    int argc = 0, fd;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    if (p->sentinel) {
+        execlp("redis-sentinel", "redis-sentinel", p->conf, (char *)NULL);
+        _exit(127);
+    }
+    snprintf(port, sizeof port, "%d", p->port);
+    snprintf(log, sizeof log, "%s/redis-%d.log", tmpdir, p->port);
+    snprintf(db, sizeof db, "dump-%d.rdb", p->port);
+    const char *base[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no", "--dir", tmpdir,
+                          "--daemonize", "no", "--logfile", log, "--dbfilename", db,
+                          "--repl-diskless-sync-delay", "0"};
+    for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
+        argv[argc++] = base[i];
+    if (p->replicaof[0] != '\0') {
+        argv[argc++] = "--replicaof";
+        argv[argc++] = p->replicaof;
+    }
+    argv[argc] = NULL;
+    execvp("redis-server", (char *const *)argv);
+    _exit(127);
+}
+
+/* A command on a short-lived blocking test-side client (the test may
+ * block; the module under test may not), after AUTH cmd_password when set
+ * (its answer ignored: redis-server has none here).  NULL when no reply
+ * came. */
+static redisReply *cmd_at(int port, const char *fmt, ...) {
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisReply *r = NULL;
+    va_list ap;
+    if (c == NULL || c->err != 0)
+        goto done;
+    redisSetTimeout(c, tv);
+    if (cmd_password != NULL) {
+        r = redisCommand(c, "AUTH %s", cmd_password);
+        if (r == NULL)
+            goto done;
+        freeReplyObject(r);
+        r = NULL;
+    }
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+done:
+    if (c != NULL)
+        redisFree(c);
+    return r;
+}
+
+/* PING until the process answers; 0 when up, -1 when it exited or did not
+ * answer within ms. */
+static int proc_wait_ready(test_proc *p, int ms) {
+    long long end = now_ms() + ms;
+    while (now_ms() < end) {
+        int status;
+        if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+            p->pid = 0;
+            return -1;
+        }
+        redisReply *r = cmd_at(p->port, "PING");
+        int up = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+        if (r != NULL)
+            freeReplyObject(r);
+        if (up)
+            return 0;
+        usleep(20 * 1000);
+    }
+    return -1;
+}
+
+static void proc_spawn(test_proc *p) {
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0)
+        child_exec(p);
+    p->pid = pid;
+    cr_assert_eq(proc_wait_ready(p, 10000), 0, "%s on port %d did not start",
+                 p->sentinel ? "redis-sentinel" : "redis-server", p->port);
+}
+
+static void proc_kill(test_proc *p) {
+    if (p->pid <= 0)
+        return;
+    kill(p->pid, SIGCONT);
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    p->pid = 0;
+}
+
+static test_proc *proc_new(void) {
+    cr_assert(nprocs < MAX_PROCS);
+    test_proc *p = &procs[nprocs++];
+    memset(p, 0, sizeof *p);
+    p->port = free_port();
+    cr_assert(p->port > 0);
+    return p;
+}
+
+/* redis-server, a replica of replica_of_port when that is > 0. */
+static test_proc *server_start(int replica_of_port) {
+    test_proc *p = proc_new();
+    if (replica_of_port > 0)
+        snprintf(p->replicaof, sizeof p->replicaof, "127.0.0.1 %d", replica_of_port);
+    proc_spawn(p);
+    return p;
+}
+
+/* redis-sentinel monitoring `name` at 127.0.0.1:master_port with quorum;
+ * extra: more config text or NULL. */
+static test_proc *sentinel_start_with(const char *name, int master_port, int quorum,
+                                      const char *extra) {
+    test_proc *p = proc_new();
+    FILE *f;
+    p->sentinel = 1;
+    snprintf(p->conf, sizeof p->conf, "%s/sentinel-%d.conf", tmpdir, p->port);
+    f = fopen(p->conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "port %d\n"
+            "bind 127.0.0.1\n"
+            "daemonize no\n"
+            "logfile \"%s/sentinel-%d.log\"\n"
+            "dir \"%s\"\n"
+            "sentinel monitor %s 127.0.0.1 %d %d\n"
+            "sentinel down-after-milliseconds %s 1000\n"
+            "sentinel failover-timeout %s 5000\n",
+            p->port, tmpdir, p->port, tmpdir, name, master_port, quorum, name, name);
+    if (extra != NULL)
+        fputs(extra, f);
+    fclose(f);
+    proc_spawn(p);
+    return p;
+}
+
+static test_proc *sentinel_start(const char *name, int master_port, int quorum) {
+    return sentinel_start_with(name, master_port, quorum, NULL);
+}
+
+static void live_init(void) {
+    signal(SIGPIPE, SIG_IGN);
+    nprocs = 0;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/rcproxy-sentinel-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void live_fini(void) {
+    for (int i = 0; i < nprocs; i++)
+        proc_kill(&procs[i]);
+    DIR *d = opendir(tmpdir);
+    if (d != NULL) {
+        struct dirent *e;
+        char path[512];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(tmpdir);
+}
+
+static void assert_no_leaks(void) {
+#if HAVE_LSAN
+    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (see the LSan report)");
+#endif
+}
+
+/* Wait (bounded) until the replica says its link to the leader is up. */
+static void wait_replica_synced(int replica_port) {
+    long long end = now_ms() + 10000;
+    while (now_ms() < end) {
+        redisReply *r = cmd_at(replica_port, "INFO replication");
+        int up = r != NULL && r->type == REDIS_REPLY_STRING &&
+                 strstr(r->str, "master_link_status:up") != NULL;
+        if (r != NULL)
+            freeReplyObject(r);
+        if (up)
+            return;
+        usleep(50 * 1000);
+    }
+    cr_assert_fail("replica on port %d did not sync", replica_port);
+}
+
+/* Wait (bounded) until every sentinel knows the other ones: only then can
+ * they agree on a failover. */
+static void wait_sentinels_meet(test_proc **s, int n, const char *name) {
+    long long end = now_ms() + 20000;
+    while (now_ms() < end) {
+        int met = 0;
+        for (int i = 0; i < n; i++) {
+            redisReply *r = cmd_at(s[i]->port, "SENTINEL SENTINELS %s", name);
+            if (r != NULL && r->type == REDIS_REPLY_ARRAY && (int)r->elements == n - 1)
+                met++;
+            if (r != NULL)
+                freeReplyObject(r);
+        }
+        if (met == n)
+            return;
+        usleep(100 * 1000);
+    }
+    cr_assert_fail("the sentinels did not discover each other");
+}
+
+static conf_addr addr_of(int port) {
+    conf_addr a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.host, sizeof a.host, "127.0.0.1");
+    a.port = port;
+    return a;
+}
+
+/* Poll query_sync (bounded) until it reports the leader with
+ * want_replicas replicas; returns the last view. */
+static repl_sentinel_view wait_sync_view(const conf_addr *sentinels, int n, const char *name,
+                                         int want_replicas) {
+    repl_sentinel_view v;
+    char err[512] = "";
+    long long end = now_ms() + 10000;
+    while (now_ms() < end) {
+        memset(&v, 0, sizeof v);
+        if (repl_sentinel_query_sync(sentinels, n, name, NULL, NULL, 1000, &v, err, sizeof err) == 0 &&
+            v.replica_count == want_replicas)
+            return v;
+        usleep(100 * 1000);
+    }
+    cr_assert_fail("query_sync never showed %d replica(s): %s", want_replicas, err);
+    return v;
+}
+
+/* ------------------------------------------------------------------------ */
+/* loop helpers                                                              */
+
+typedef int cond_fn(void *arg);
+
+typedef struct {
+    cond_fn *cond;
+    void *arg;
+    long long deadline;
+    int met;
+} waiter;
+
+static void waiter_tick(struct ev_loop *loop, ev_timer *w, int revents) {
+    waiter *wt = w->data;
+    (void)revents;
+    if (wt->cond != NULL && wt->cond(wt->arg)) {
+        wt->met = 1;
+        ev_break(loop, EVBREAK_ONE);
+    } else if (now_ms() >= wt->deadline) {
+        ev_break(loop, EVBREAK_ONE);
+    }
+}
+
+/* Run the loop until cond(arg) holds or ms pass; returns whether it held.
+ * cond NULL: just run for ms. */
+static int run_until(struct ev_loop *loop, cond_fn *cond, void *arg, int ms) {
+    waiter wt = {cond, arg, now_ms() + ms, 0};
+    ev_timer t;
+    if (cond != NULL && cond(arg))
+        return 1;
+    ev_timer_init(&t, waiter_tick, 0.005, 0.005);
+    t.data = &wt;
+    ev_timer_start(loop, &t);
+    ev_run(loop, 0);
+    ev_timer_stop(loop, &t);
+    return wt.met || (cond != NULL && cond(arg));
+}
+
+static void guard_fired(struct ev_loop *loop, ev_timer *w, int revents) {
+    (void)revents;
+    *(int *)w->data = 1;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Run the loop until no active watcher is left, bounded by ms.  Returns 1
+ * if it drained, 0 if something still held it when the guard fired. */
+static int drain_loop(struct ev_loop *loop, int ms) {
+    int fired = 0;
+    ev_timer guard;
+    ev_timer_init(&guard, guard_fired, ms / 1000.0, 0.);
+    guard.data = &fired;
+    ev_timer_start(loop, &guard);
+    ev_unref(loop);
+    ev_run(loop, 0);
+    ev_ref(loop);
+    ev_timer_stop(loop, &guard);
+    return !fired;
+}
+
+/* What the follower delivered. */
+#define MAX_VIEWS 32
+typedef struct {
+    int calls;
+    repl_sentinel_view views[MAX_VIEWS];
+    char reasons[MAX_VIEWS][64];
+    long long at_ms[MAX_VIEWS];
+    repl_sentinel *self;     /* free_in_cb: the follower to free */
+    int free_in_cb;
+    int want_leader_port;    /* for rec_leader_is */
+    int want_replicas;       /* for rec_last_replicas */
+} rec;
+
+static void rec_cb(const repl_sentinel_view *v, const char *reason, void *arg) {
+    rec *r = arg;
+    cr_assert_not_null(v);
+    cr_assert_not_null(reason);
+    if (r->calls < MAX_VIEWS) {
+        r->views[r->calls] = *v;
+        snprintf(r->reasons[r->calls], sizeof r->reasons[0], "%s", reason);
+        r->at_ms[r->calls] = now_ms();
+    }
+    r->calls++;
+    if (r->free_in_cb) {
+        repl_sentinel_free(r->self);
+        r->self = NULL;
+    }
+}
+
+static const repl_sentinel_view *rec_last(const rec *r) {
+    int i = r->calls < MAX_VIEWS ? r->calls : MAX_VIEWS;
+    return i > 0 ? &r->views[i - 1] : NULL;
+}
+
+static int rec_called(void *arg) {
+    return ((rec *)arg)->calls > 0;
+}
+
+static int rec_leader_is(void *arg) {
+    rec *r = arg;
+    const repl_sentinel_view *v = rec_last(r);
+    return v != NULL && v->leader.port == r->want_leader_port;
+}
+
+static int rec_last_replicas(void *arg) {
+    rec *r = arg;
+    const repl_sentinel_view *v = rec_last(r);
+    return v != NULL && v->replica_count == r->want_replicas;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the blocking query                                                        */
+
+TestSuite(sentinel_sync, .init = live_init, .fini = live_fini, .timeout = 60);
+
+Test(sentinel_sync, leader_and_replica) {
+    test_proc *leader = server_start(0);
+    test_proc *replica = server_start(leader->port);
+    wait_replica_synced(replica->port);
+    test_proc *s1 = sentinel_start("mymaster", leader->port, 2);
+    test_proc *s2 = sentinel_start("mymaster", leader->port, 2);
+    test_proc *s3 = sentinel_start("mymaster", leader->port, 2);
+    /* the first address has nobody listening: the query goes on */
+    conf_addr sents[4] = {addr_of(free_port()), addr_of(s1->port), addr_of(s2->port),
+                          addr_of(s3->port)};
+
+    repl_sentinel_view v = wait_sync_view(sents, 4, "mymaster", 1);
+    cr_assert_str_eq(v.leader.host, "127.0.0.1");
+    cr_assert_eq(v.leader.port, leader->port);
+    cr_assert_eq(v.replica_count, 1);
+    cr_assert_str_eq(v.replicas[0].host, "127.0.0.1");
+    cr_assert_eq(v.replicas[0].port, replica->port);
+
+    /* err may be NULL when the caller does not want the reason */
+    memset(&v, 0, sizeof v);
+    cr_assert_eq(repl_sentinel_query_sync(sents + 1, 1, "mymaster", "", NULL, 1000, &v, NULL, 0), 0);
+    cr_assert_eq(v.leader.port, leader->port);
+
+    /* a dead replica (flagged disconnected, then s_down) is left out */
+    proc_kill(replica);
+    v = wait_sync_view(sents, 4, "mymaster", 0);
+    cr_assert_eq(v.leader.port, leader->port);
+    assert_no_leaks();
+}
+
+Test(sentinel_sync, dead_sentinel_fails_with_reason) {
+    conf_addr dead = addr_of(free_port());
+    repl_sentinel_view v;
+    char err[512] = "";
+    char where[64];
+    long long t0 = now_ms();
+    cr_assert_eq(repl_sentinel_query_sync(&dead, 1, "mymaster", NULL, NULL, 500, &v, err, sizeof err),
+                 -1);
+    cr_assert(now_ms() - t0 < 3000, "a refused connect must not wait");
+    snprintf(where, sizeof where, "127.0.0.1:%d", dead.port);
+    cr_assert(strstr(err, where) != NULL, "reason names the sentinel: %s", err);
+    cr_assert(strstr(err, "connect") != NULL, "reason says what failed: %s", err);
+    cr_assert(strstr(err, "mymaster") != NULL, "reason names the master: %s", err);
+
+    /* bad arguments: a reason, never a crash */
+    cr_assert_eq(repl_sentinel_query_sync(&dead, 0, "mymaster", NULL, NULL, 500, &v, err, sizeof err),
+                 -1);
+    cr_assert(strstr(err, "no sentinel") != NULL, "%s", err);
+    cr_assert_eq(repl_sentinel_query_sync(NULL, 3, "mymaster", NULL, NULL, 500, &v, err, sizeof err),
+                 -1);
+    cr_assert_eq(repl_sentinel_query_sync(&dead, 1, "", NULL, NULL, 500, &v, err, sizeof err), -1);
+    cr_assert(strstr(err, "no master name") != NULL, "%s", err);
+    cr_assert_eq(repl_sentinel_query_sync(&dead, 1, NULL, NULL, NULL, 500, &v, err, sizeof err), -1);
+    cr_assert_eq(repl_sentinel_query_sync(&dead, 1, "mymaster", NULL, NULL, 500, NULL, err, sizeof err),
+                 -1);
+    /* a tiny err buffer is truncated, not overrun */
+    char small[8];
+    cr_assert_eq(repl_sentinel_query_sync(&dead, 1, "mymaster", NULL, NULL, 500, &v, small, sizeof small),
+                 -1);
+    cr_assert_eq(strlen(small), sizeof small - 1);
+    assert_no_leaks();
+}
+
+/* A stopped (SIGSTOP) sentinel accepts the TCP connection but never
+ * answers: the timeout bounds the query. */
+Test(sentinel_sync, silent_sentinel_times_out) {
+    test_proc *leader = server_start(0);
+    test_proc *s1 = sentinel_start("mymaster", leader->port, 1);
+    conf_addr a = addr_of(s1->port);
+    repl_sentinel_view v;
+    char err[512] = "";
+    kill(s1->pid, SIGSTOP);
+    long long t0 = now_ms();
+    cr_assert_eq(repl_sentinel_query_sync(&a, 1, "mymaster", NULL, NULL, 300, &v, err, sizeof err), -1);
+    long long took = now_ms() - t0;
+    kill(s1->pid, SIGCONT);
+    cr_assert(took >= 250 && took < 1500, "took %lld ms", took);
+    cr_assert(strstr(err, "GET-MASTER-ADDR-BY-NAME") != NULL, "%s", err);
+    assert_no_leaks();
+}
+
+Test(sentinel_sync, wrong_master_name) {
+    test_proc *leader = server_start(0);
+    test_proc *s1 = sentinel_start("mymaster", leader->port, 1);
+    conf_addr a = addr_of(s1->port);
+    repl_sentinel_view v;
+    char err[512] = "";
+    /* the right name works, so the failure below is the name */
+    wait_sync_view(&a, 1, "mymaster", 0);
+    cr_assert_eq(repl_sentinel_query_sync(&a, 1, "nosuchmaster", NULL, NULL, 1000, &v, err, sizeof err),
+                 -1);
+    cr_assert(strstr(err, "no master named 'nosuchmaster'") != NULL, "%s", err);
+    assert_no_leaks();
+}
+
+/* A sentinel names a leader that answers ROLE as a replica: not accepted. */
+Test(sentinel_sync, leader_must_answer_role_master) {
+    test_proc *leader = server_start(0);
+    test_proc *replica = server_start(leader->port);
+    wait_replica_synced(replica->port);
+    test_proc *s1 = sentinel_start("fake", replica->port, 1);
+    conf_addr a = addr_of(s1->port);
+    repl_sentinel_view v;
+    char err[512] = "";
+    cr_assert_eq(repl_sentinel_query_sync(&a, 1, "fake", NULL, NULL, 1000, &v, err, sizeof err), -1);
+    cr_assert(strstr(err, "answers ROLE as slave") != NULL, "%s", err);
+    assert_no_leaks();
+}
+
+/* ------------------------------------------------------------------------ */
+/* the live follower                                                         */
+
+TestSuite(sentinel_live, .init = live_init, .fini = live_fini, .timeout = 90);
+
+/* Initial view, then SIGKILL of the leader: the sentinels fail over and the
+ * follower reports the old replica as leader, driven by pub/sub alone (the
+ * periodic refresh is set to a minute). */
+Test(sentinel_live, initial_view_then_failover) {
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    test_proc *leader = server_start(0);
+    test_proc *replica = server_start(leader->port);
+    wait_replica_synced(replica->port);
+    test_proc *s[3];
+    for (int i = 0; i < 3; i++)
+        s[i] = sentinel_start("mymaster", leader->port, 2);
+    conf_addr sents[4] = {addr_of(free_port()), addr_of(s[0]->port), addr_of(s[1]->port),
+                          addr_of(s[2]->port)};
+    wait_sync_view(sents + 1, 3, "mymaster", 1);
+    wait_sentinels_meet(s, 3, "mymaster");
+
+    rec r;
+    memset(&r, 0, sizeof r);
+    repl_sentinel *fol = repl_sentinel_new(loop, sents, 4, "mymaster", NULL, NULL, 60000, rec_cb, &r);
+    cr_assert_not_null(fol);
+    cr_assert(run_until(loop, rec_called, &r, 5000), "no initial view");
+    cr_assert_str_eq(r.reasons[0], "start");
+    cr_assert_eq(r.views[0].leader.port, leader->port);
+    cr_assert_eq(r.views[0].replica_count, 1);
+    cr_assert_eq(r.views[0].replicas[0].port, replica->port);
+
+    /* nothing changes: nothing is delivered again */
+    run_until(loop, NULL, NULL, 1500);
+    cr_assert_eq(r.calls, 1);
+
+    long long t0 = now_ms();
+    proc_kill(leader);
+    r.want_leader_port = replica->port;
+    cr_assert(run_until(loop, rec_leader_is, &r, 20000), "no failover view within 20 s");
+    const repl_sentinel_view *v = rec_last(&r);
+    int last = (r.calls < MAX_VIEWS ? r.calls : MAX_VIEWS) - 1;
+    cr_log_info("failover view after %lld ms, reason %s", r.at_ms[last] - t0, r.reasons[last]);
+    cr_assert(r.at_ms[last] - t0 < 15000, "failover view after %lld ms", r.at_ms[last] - t0);
+    cr_assert_str_eq(v->leader.host, "127.0.0.1");
+    cr_assert_eq(v->replica_count, 0, "the dead leader is not a replica");
+    /* driven by an event, not by the (one-minute) periodic refresh */
+    cr_assert(r.reasons[last][0] == '+' || r.reasons[last][0] == '-', "reason %s",
+              r.reasons[last]);
+
+    /* the refreshes that follow keep it so: the old leader, listed by the
+     * sentinels as a down replica, is never offered */
+    run_until(loop, NULL, NULL, 2500);
+    v = rec_last(&r);
+    cr_assert_eq(v->leader.port, replica->port);
+    cr_assert_eq(v->replica_count, 0, "a down replica was delivered");
+    repl_sentinel_view sv;
+    char err[512] = "";
+    cr_assert_eq(repl_sentinel_query_sync(sents, 4, "mymaster", NULL, NULL, 1000, &sv, err, sizeof err),
+                 0, "%s", err);
+    cr_assert_eq(sv.leader.port, replica->port);
+    cr_assert_eq(sv.replica_count, 0);
+
+    repl_sentinel_free(fol);
+    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+    ev_loop_destroy(loop);
+    assert_no_leaks();
+}
+
+/* Unknown master name: no view ever, and freeing is clean. */
+Test(sentinel_live, wrong_master_name_gives_no_view) {
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    test_proc *leader = server_start(0);
+    test_proc *s1 = sentinel_start("mymaster", leader->port, 1);
+    conf_addr a = addr_of(s1->port);
+    rec r;
+    memset(&r, 0, sizeof r);
+    repl_sentinel *fol = repl_sentinel_new(loop, &a, 1, "nosuchmaster", "", NULL, 100, rec_cb, &r);
+    run_until(loop, NULL, NULL, 2500);
+    cr_assert_eq(r.calls, 0, "a view for a master nobody monitors");
+    repl_sentinel_free(fol);
+    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+
+    /* and a leader that is really a replica is never delivered either */
+    test_proc *replica = server_start(leader->port);
+    wait_replica_synced(replica->port);
+    test_proc *s2 = sentinel_start("fake", replica->port, 1);
+    a = addr_of(s2->port);
+    fol = repl_sentinel_new(loop, &a, 1, "fake", NULL, NULL, 100, rec_cb, &r);
+    run_until(loop, NULL, NULL, 2000);
+    cr_assert_eq(r.calls, 0, "a leader that answers ROLE as replica was delivered");
+    repl_sentinel_free(fol);
+    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+    ev_loop_destroy(loop);
+    assert_no_leaks();
+}
+
+/* A master that Sentinel starts monitoring later is found by the periodic
+ * refresh (+monitor is no event we follow); its replica appears by a later
+ * refresh; identical views are not delivered twice. */
+Test(sentinel_live, periodic_refresh_and_no_duplicates) {
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    test_proc *leader = server_start(0);
+    test_proc *replica = server_start(leader->port);
+    wait_replica_synced(replica->port);
+    test_proc *s1 = sentinel_start("mymaster", leader->port, 1);
+    conf_addr a = addr_of(s1->port);
+    rec r;
+    memset(&r, 0, sizeof r);
+    repl_sentinel *fol = repl_sentinel_new(loop, &a, 1, "late", NULL, NULL, 200, rec_cb, &r);
+    run_until(loop, NULL, NULL, 800);
+    cr_assert_eq(r.calls, 0);
+
+    redisReply *m = cmd_at(s1->port, "SENTINEL MONITOR late 127.0.0.1 %d 1", leader->port);
+    cr_assert(m != NULL && m->type == REDIS_REPLY_STATUS, "SENTINEL MONITOR failed");
+    freeReplyObject(m);
+    cr_assert(run_until(loop, rec_called, &r, 5000), "the late master was not found");
+    cr_assert_str_eq(r.reasons[0], "start");
+    cr_assert_eq(r.views[0].leader.port, leader->port);
+
+    r.want_replicas = 1;
+    cr_assert(run_until(loop, rec_last_replicas, &r, 10000), "the replica never appeared");
+    cr_assert_eq(rec_last(&r)->replicas[0].port, replica->port);
+    int calls = r.calls;
+    run_until(loop, NULL, NULL, 1500); /* ~7 more refreshes, all the same */
+    cr_assert_eq(r.calls, calls, "an unchanged view was delivered again");
+    for (int i = 1; i < calls && i < MAX_VIEWS; i++)
+        cr_assert_str_eq(r.reasons[i], "refresh");
+
+    repl_sentinel_free(fol);
+    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+    ev_loop_destroy(loop);
+    assert_no_leaks();
+}
+
+/* repl_sentinel_free from inside the callback: everything is closed. */
+Test(sentinel_live, free_inside_callback) {
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    test_proc *leader = server_start(0);
+    test_proc *s1 = sentinel_start("mymaster", leader->port, 1);
+    conf_addr a[2] = {addr_of(s1->port), addr_of(s1->port)};
+    rec r;
+    memset(&r, 0, sizeof r);
+    r.free_in_cb = 1;
+    r.self = repl_sentinel_new(loop, a, 2, "mymaster", NULL, NULL, 100, rec_cb, &r);
+    cr_assert(run_until(loop, rec_called, &r, 5000), "no view");
+    cr_assert_null(r.self);
+    cr_assert(drain_loop(loop, 3000), "the freed follower left watchers behind");
+    cr_assert_eq(r.calls, 1);
+
+    /* inert followers (no sentinel, no name) are valid to free */
+    repl_sentinel *inert = repl_sentinel_new(loop, NULL, 0, "mymaster", NULL, NULL, 100, rec_cb, &r);
+    cr_assert_not_null(inert);
+    repl_sentinel_free(inert);
+    inert = repl_sentinel_new(loop, a, 1, NULL, NULL, NULL, 100, rec_cb, &r);
+    cr_assert_not_null(inert);
+    repl_sentinel_free(inert);
+    /* freed before the loop ever ran */
+    inert = repl_sentinel_new(loop, a, 1, "mymaster", NULL, NULL, 100, rec_cb, &r);
+    repl_sentinel_free(inert);
+    cr_assert(drain_loop(loop, 1000));
+    cr_assert_eq(r.calls, 1);
+    ev_loop_destroy(loop);
+    assert_no_leaks();
+}
+
+/* Tries SENTINEL FAILOVER from the loop until the sentinel accepts it. */
+typedef struct {
+    int port;
+    int accepted;
+    char last[128];
+} failover_req;
+
+static void failover_tick(struct ev_loop *loop, ev_timer *w, int revents) {
+    failover_req *f = w->data;
+    (void)revents;
+    redisReply *r = cmd_at(f->port, "SENTINEL FAILOVER mymaster");
+    if (r != NULL && r->type == REDIS_REPLY_STATUS) {
+        f->accepted = 1;
+        ev_timer_stop(loop, w);
+    } else if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        snprintf(f->last, sizeof f->last, "%s", r->str);
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+/* A sentinel that dies and comes back on the same port: the follower
+ * reconnects its pub/sub link and sees the next failover. */
+Test(sentinel_live, reconnects_to_restarted_sentinel) {
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    test_proc *leader = server_start(0);
+    test_proc *replica = server_start(leader->port);
+    wait_replica_synced(replica->port);
+    test_proc *s1 = sentinel_start("mymaster", leader->port, 1);
+    conf_addr a = addr_of(s1->port);
+    wait_sync_view(&a, 1, "mymaster", 1);
+
+    rec r;
+    memset(&r, 0, sizeof r);
+    repl_sentinel *fol = repl_sentinel_new(loop, &a, 1, "mymaster", NULL, NULL, 60000, rec_cb, &r);
+    cr_assert(run_until(loop, rec_called, &r, 5000), "no initial view");
+    cr_assert_eq(r.views[0].leader.port, leader->port);
+
+    proc_kill(s1);
+    run_until(loop, NULL, NULL, 700); /* the follower sees its links drop */
+    proc_spawn(s1);                   /* same port, its rewritten config */
+    run_until(loop, NULL, NULL, 1500); /* reconnect (at most every 500 ms) */
+
+    failover_req f = {s1->port, 0, ""};
+    ev_timer t;
+    ev_timer_init(&t, failover_tick, 0., 0.3);
+    t.data = &f;
+    ev_timer_start(loop, &t);
+    r.want_leader_port = replica->port;
+    int ok = run_until(loop, rec_leader_is, &r, 20000);
+    ev_timer_stop(loop, &t);
+    cr_assert(f.accepted, "SENTINEL FAILOVER never accepted: %s", f.last);
+    cr_assert(ok, "no view after the failover");
+    int last = (r.calls < MAX_VIEWS ? r.calls : MAX_VIEWS) - 1;
+    cr_assert(r.reasons[last][0] == '+', "reason %s", r.reasons[last]);
+
+    repl_sentinel_free(fol);
+    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+    ev_loop_destroy(loop);
+    assert_no_leaks();
+}
+
+/* Sentinels with requirepass: the password goes to both links (the pub/sub
+ * link subscribes only after AUTH), the leader without one still verifies. */
+Test(sentinel_live, password) {
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    test_proc *leader = server_start(0);
+    test_proc *replica = server_start(leader->port);
+    wait_replica_synced(replica->port);
+    cmd_password = "s3cret pass"; /* a space: sent as one argument */
+    test_proc *s1 = sentinel_start_with("mymaster", leader->port, 1,
+                                        "requirepass \"s3cret pass\"\n");
+    conf_addr a = addr_of(s1->port);
+    repl_sentinel_view v;
+    char err[512] = "";
+
+    cr_assert_eq(repl_sentinel_query_sync(&a, 1, "mymaster", NULL, NULL, 1000, &v, err, sizeof err), -1);
+    cr_assert(strstr(err, "NOAUTH") != NULL, "%s", err);
+    cr_assert_eq(repl_sentinel_query_sync(&a, 1, "mymaster", "wrong", NULL, 1000, &v, err, sizeof err),
+                 -1);
+    cr_assert(strstr(err, "AUTH failed") != NULL, "%s", err);
+    cr_assert(strstr(err, "wrong") == NULL, "the password leaked into the reason: %s", err);
+    cr_assert_eq(repl_sentinel_query_sync(&a, 1, "mymaster", "s3cret pass", NULL, 1000, &v, err,
+                                          sizeof err), 0, "%s", err);
+    cr_assert_eq(v.leader.port, leader->port);
+
+    /* wrong password live: nothing */
+    rec r;
+    memset(&r, 0, sizeof r);
+    repl_sentinel *fol = repl_sentinel_new(loop, &a, 1, "mymaster", "wrong", NULL, 100, rec_cb, &r);
+    run_until(loop, NULL, NULL, 1000);
+    cr_assert_eq(r.calls, 0);
+    repl_sentinel_free(fol);
+    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+
+    /* right password live: a view, then a failover seen through pub/sub */
+    fol = repl_sentinel_new(loop, &a, 1, "mymaster", "s3cret pass", NULL, 60000, rec_cb, &r);
+    cr_assert(run_until(loop, rec_called, &r, 5000), "no initial view");
+    cr_assert_eq(r.views[0].leader.port, leader->port);
+    run_until(loop, NULL, NULL, 300); /* the pub/sub link subscribes */
+    failover_req f = {s1->port, 0, ""};
+    ev_timer t;
+    ev_timer_init(&t, failover_tick, 0., 0.3);
+    t.data = &f;
+    ev_timer_start(loop, &t);
+    r.want_leader_port = replica->port;
+    int ok = run_until(loop, rec_leader_is, &r, 20000);
+    ev_timer_stop(loop, &t);
+    cr_assert(f.accepted, "SENTINEL FAILOVER never accepted: %s", f.last);
+    cr_assert(ok, "no view after the failover");
+    int last = (r.calls < MAX_VIEWS ? r.calls : MAX_VIEWS) - 1;
+    cr_assert(r.reasons[last][0] == '+', "reason %s", r.reasons[last]);
+
+    repl_sentinel_free(fol);
+    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+    ev_loop_destroy(loop);
+    assert_no_leaks();
+}
