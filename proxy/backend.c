@@ -150,10 +150,10 @@ static void link_settle(px_link *l, px_pending *p, int sent, const char *why)
     if (p->readonly && p->tries < LINK_MAX_TRIES && l->kind == PX_LINK_SHARED) {
         size_t off = (size_t)(p->start - l->out_base);
         if (repl_session_send_read(ctx, s->client, s, l->out.data + off, p->len, p->db, l->backend,
-                                   p->first_sent, p->tries + 1) == 0) {
-            l->backend->retries++;
-            return;
-        }
+                                   p->first_sent, p->tries + 1) < 0)
+            repl_session_read_stale(ctx, s, l->out.data + off, p->len, p->db, p->first_sent);
+        l->backend->retries++;
+        return;
     }
     l->backend->errors++;
     if (!sent)
@@ -184,7 +184,8 @@ void px_link_fail(px_link *l, const char *why)
     px_backend *b = l->backend;
     if (l->state == PX_LINK_CLOSED && l->fifo_count == 0) return;
 
-    if (l->state == PX_LINK_UP)
+    int was_up = l->state == PX_LINK_UP;
+    if (was_up)
         px_warning("Lost %s link to %s %s: %s", l->kind == PX_LINK_SHARED ? "shared" : "dedicated",
                    role_name(b), b->name, why);
     link_close_fd(l);
@@ -218,7 +219,10 @@ void px_link_fail(px_link *l, const char *why)
             snprintf(b->link_error, sizeof b->link_error, "%s", why);
         }
         if (!ev_is_active(&b->retry_timer) && !b->retired) {
-            ev_timer_set(&b->retry_timer, ctx->cfg.backend_retry_interval / 1000.0, 0);
+            /* an established link that broke (CLIENT KILL by Sentinel, a
+             * restart) is retried at once; failed connects back off */
+            double delay = was_up ? 0.001 : ctx->cfg.backend_retry_interval / 1000.0;
+            ev_timer_set(&b->retry_timer, delay, 0);
             ev_timer_start(ctx->loop, &b->retry_timer);
         }
         return;

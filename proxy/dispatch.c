@@ -71,7 +71,7 @@ static void forward_read(px_client *c, const char *buf)
     size_t len;
     const char *bytes = request_bytes(c, buf, &tmp, &len);
     if (repl_session_send_read(c->ctx, c, slot, bytes, len, c->db, NULL, 0, 0) < 0)
-        px_slot_deliver_error(c->ctx, slot, "ERR rcproxy: no backend is available for reads");
+        repl_session_read_stale(c->ctx, slot, bytes, len, c->db, 0);   /* waits for a backend */
     px_buf_release(&tmp);
 }
 

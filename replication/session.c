@@ -418,6 +418,13 @@ static void parked_retry(struct ev_loop *loop, ev_timer *w, int revents)
             px_slot_deliver(ctx, pk->slot, NULL, 0);
         } else if (repl_session_send_read(ctx, c, pk->slot, pk->req, pk->len, pk->db, NULL,
                                           pk->first_sent, 0) < 0) {
+            /* nothing can serve it right now (links reconnecting after a
+             * failover): wait up to backend-connect-timeout, then fail */
+            if (ev_now(ctx->loop) - pk->first_sent < ctx->cfg.backend_connect_timeout / 1000.0) {
+                pk->next = ctx->parked;
+                ctx->parked = pk;
+                continue;
+            }
             px_slot_deliver_error(ctx, pk->slot, "ERR rcproxy: no backend is available for reads");
         }
         free(pk->req);
@@ -437,7 +444,7 @@ void repl_session_read_stale(px_ctx *ctx, px_slot *s, const char *req, size_t le
     memcpy(pk->req, req, len);
     pk->len = len;
     pk->db = db;
-    pk->first_sent = first_sent;
+    pk->first_sent = first_sent > 0 ? first_sent : ev_now(ctx->loop);
     pk->next = ctx->parked;
     ctx->parked = pk;
     if (!ev_is_active(&ctx->parked_timer)) {

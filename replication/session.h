@@ -42,7 +42,9 @@ void repl_session_flush_link(px_link *l);
 /* A read with check_offset came back: true if the ROLE before it reported
  * a replica far enough (the reply may be delivered). */
 int repl_session_read_fresh(const px_link *l, const px_pending *p);
-/* Its check failed: try again later or on the leader (req = request bytes). */
+/* Its check failed, or nothing could serve it: park it and try again
+ * every few ms (on the leader after ryw-wait-timeout; failed with an error
+ * after backend-connect-timeout without any backend).  req is copied. */
 void repl_session_read_stale(px_ctx *ctx, px_slot *s, const char *req, size_t len, int db,
                              double first_sent);
 void repl_session_on_role(px_link *l, const px_pending *p, const char *reply, size_t len);

@@ -64,13 +64,17 @@ typedef struct topo {
     pid_t relay_pid;               /* used by replica 0 (relay_delay_ms) */
     redisContext *leader_ctx;      /* cached, see it_leader() */
     redisContext *proxy_ctx;       /* cached admin link for INFO rcproxy */
+    int sentinel_ports[IT_MAX_SENTINELS];   /* it_opts.sentinels */
+    pid_t sentinel_pids[IT_MAX_SENTINELS];
+    int nsentinels;
+    char proxy_conf[96];           /* "<dir>/rcproxy.conf" or "" */
 } topo;
 
 static topo T;
 
 /* Every pid we started, for the signal/atexit safety net (only kill() is
  * used there, which is async-signal-safe). */
-static volatile pid_t g_pids[IT_MAX_REPLICAS + 4];
+static volatile pid_t g_pids[IT_MAX_REPLICAS + IT_MAX_SENTINELS + 4];
 
 /* ------------------------------------------------------------------------ */
 /* small utilities                                                          */
@@ -525,7 +529,7 @@ static const char *backend_pw(void)
 /* Password a client of it_client_port() must send, or NULL. */
 static const char *client_pw(void)
 {
-    return T.direct ? T.opts.backend_password : T.opts.proxy_password;
+    return T.direct || T.opts.no_proxy ? T.opts.backend_password : T.opts.proxy_password;
 }
 
 /* Start the process described by a (which this frees) with its output in
@@ -581,14 +585,19 @@ static bool redis_spawn(it_server *s)
 }
 
 /* One readiness probe: PING answers PONG; for a replica whose leader runs,
- * INFO replication also says master_link_status:up. */
-static bool redis_ready_once(const it_server *s)
+ * INFO replication also says master_link_status:up.  Without need_link,
+ * any reply to PING (LOADING included) will do. */
+static bool redis_ready_once(const it_server *s, bool need_link)
 {
     redisContext *c = it_try_connect(s->port, backend_pw(), 1000);
     if (!c)
         return false;
     bool ok = false;
     redisReply *r = redisCommand(c, "PING");
+    if (!need_link) {
+        ok = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR);
+        goto done;
+    }
     if (!r || r->type != REDIS_REPLY_STATUS || strcmp(r->str, "PONG") != 0)
         goto done;
     if (s->is_leader || T.leader.pid == 0) {
@@ -607,8 +616,9 @@ done:
     return ok;
 }
 
-/* Wait until s is ready or has died.  Returns true when ready. */
-static bool redis_wait(it_server *s, int timeout_ms, bool *died)
+/* Wait until s is ready (see redis_ready_once) or has died.  Returns true
+ * when ready. */
+static bool redis_wait(it_server *s, int timeout_ms, bool need_link, bool *died)
 {
     long long deadline = it_now_ms() + timeout_ms;
     *died = false;
@@ -618,7 +628,7 @@ static bool redis_wait(it_server *s, int timeout_ms, bool *died)
             *died = true;
             return false;
         }
-        if (redis_ready_once(s))
+        if (redis_ready_once(s, need_link))
             return true;
         if (it_now_ms() >= deadline)
             return false;
@@ -627,9 +637,10 @@ static bool redis_wait(it_server *s, int timeout_ms, bool *died)
 }
 
 /* Start servers[0..n) (fresh ports unless keep_port) and wait for all of
- * them; a server that dies at start (port taken) is retried on a new port
- * (or the same one with keep_port).  Asserts on failure. */
-static void redis_start_all(it_server **servers, int n, bool keep_port)
+ * them (need_link: see redis_ready_once); a server that dies at start (port
+ * taken) is retried on a new port (or the same one with keep_port).
+ * Asserts on failure. */
+static void redis_start_all(it_server **servers, int n, bool keep_port, bool need_link)
 {
     for (int attempt = 0; attempt < SPAWN_ATTEMPTS; attempt++) {
         for (int i = 0; i < n; i++) {
@@ -643,7 +654,7 @@ static void redis_start_all(it_server **servers, int n, bool keep_port)
         bool all = true;
         for (int i = 0; i < n; i++) {
             bool died = false;
-            if (redis_wait(servers[i], START_TIMEOUT_MS, &died))
+            if (redis_wait(servers[i], START_TIMEOUT_MS, need_link, &died))
                 continue;
             all = false;
             cr_assert(died, "redis-server on port %d not ready after %d ms (see %s)",
@@ -659,35 +670,122 @@ static void redis_start_all(it_server **servers, int n, bool keep_port)
                    SPAWN_ATTEMPTS, T.dir);
 }
 
-/* Start an rcproxy on `port` in front of the topology, logging to
- * <tmpdir>/<name>.log and <name>.out; *pid gets its pid (0 on failure). */
-static bool proxy_spawn(int port, const char *name, pid_t *pid)
+/* The directives rcproxy `name` runs with, as pairs in d (d->v[2k] is a
+ * directive, d->v[2k+1] its value), in the order they are passed on the
+ * command line: port and bind, mode, the leader and replicas (only those
+ * running with running_only) or the sentinels and the master name,
+ * logging, health checks, passwords. */
+static void proxy_directives(argv_b *d, int port, const char *name, bool running_only)
 {
-    argv_b *a = calloc(1, sizeof *a);
-    if (!a)
-        return false;
-    arg_add(a, "%s", RCPROXY_BIN);
-    arg_add(a, "--port"); arg_add(a, "%d", port);
-    arg_add(a, "--bind"); arg_add(a, "127.0.0.1");
-    arg_add(a, "--mode"); arg_add(a, "leader");
-    arg_add(a, "--leader"); arg_add(a, "127.0.0.1:%d", T.leader.port);
-    for (int i = 0; i < T.nreplicas; i++) {
-        arg_add(a, "--replica"); arg_add(a, "127.0.0.1:%d", T.replicas[i].port);
+    arg_add(d, "port"); arg_add(d, "%d", port);
+    arg_add(d, "bind"); arg_add(d, "127.0.0.1");
+    arg_add(d, "mode"); arg_add(d, "leader");
+    if (T.nsentinels > 0 && !T.opts.proxy_static) {
+        for (int i = 0; i < T.nsentinels; i++) {
+            arg_add(d, "sentinel"); arg_add(d, "127.0.0.1:%d", T.sentinel_ports[i]);
+        }
+        arg_add(d, "sentinel-master"); arg_add(d, "%s", IT_SENTINEL_MASTER);
+    } else {
+        arg_add(d, "leader"); arg_add(d, "127.0.0.1:%d", T.leader.port);
+        for (int i = 0; i < T.nreplicas; i++) {
+            if (running_only && T.replicas[i].pid == 0)
+                continue;
+            arg_add(d, "replica"); arg_add(d, "127.0.0.1:%d", T.replicas[i].port);
+        }
     }
-    arg_add(a, "--loglevel"); arg_add(a, "warning");
-    arg_add(a, "--logfile"); arg_add(a, "%s/%s.log", T.dir, name);
-    arg_add(a, "--health-check-interval"); arg_add(a, "100");
+    arg_add(d, "loglevel"); arg_add(d, "warning");
+    arg_add(d, "logfile"); arg_add(d, "%s/%s.log", T.dir, name);
+    arg_add(d, "health-check-interval"); arg_add(d, "100");
     if (T.opts.proxy_password) {
-        arg_add(a, "--requirepass"); arg_add(a, "%s", T.opts.proxy_password);
+        arg_add(d, "requirepass"); arg_add(d, "%s", T.opts.proxy_password);
     }
     if (backend_pw()) {
-        arg_add(a, "--backend-password"); arg_add(a, "%s", backend_pw());
+        arg_add(d, "backend-password"); arg_add(d, "%s", backend_pw());
+    }
+}
+
+/* Write value v to fp as one redis.conf word: as it is when it needs no
+ * quoting, else in double quotes with \, \" and \xHH escapes. */
+static void conf_put_word(FILE *fp, const char *v)
+{
+    bool plain = v[0] != '\0';
+    for (const char *p = v; *p && plain; p++)
+        plain = *p > ' ' && *p < 127 && *p != '"' && *p != '\'' && *p != '\\' &&
+                *p != '#';
+    if (plain) {
+        fputs(v, fp);
+        return;
+    }
+    fputc('"', fp);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(fp, "\\%c", *p);
+        else if (*p < ' ' || *p >= 127)
+            fprintf(fp, "\\x%02x", *p);
+        else
+            fputc(*p, fp);
+    }
+    fputc('"', fp);
+}
+
+/* Write the directive pairs d to the config file `path` (through a
+ * temporary file renamed over it).  Returns false on any I/O error. */
+static bool proxy_write_conf(const char *path, const argv_b *d)
+{
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w");
+    if (!fp)
+        return false;
+    fprintf(fp, "# written by the integration-test harness\n");
+    for (int i = 0; i + 1 < d->n; i += 2) {
+        fprintf(fp, "%s ", d->v[i]);
+        conf_put_word(fp, d->v[i + 1]);
+        fputc('\n', fp);
+    }
+    bool ok = !ferror(fp);
+    ok = fclose(fp) == 0 && ok;
+    return ok && rename(tmp, path) == 0;
+}
+
+/* Start an rcproxy on `port` in front of the topology, logging to
+ * <tmpdir>/<name>.log and <name>.out; *pid gets its pid (0 on failure).
+ * With it_opts.proxy_config_file the directives go to <tmpdir>/<name>.conf
+ * (rewritten at each start) and rcproxy is started from that file. */
+static bool proxy_spawn(int port, const char *name, pid_t *pid)
+{
+    bool ok = false;
+    *pid = 0;
+    argv_b *d = calloc(1, sizeof *d);
+    argv_b *a = calloc(1, sizeof *a);
+    if (!d || !a)
+        goto done;
+    proxy_directives(d, port, name, false);
+    if (d->overflow)
+        goto done;
+    arg_add(a, "%s", RCPROXY_BIN);
+    if (T.opts.proxy_config_file) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/%s.conf", T.dir, name);
+        if (!proxy_write_conf(path, d))
+            goto done;
+        arg_add(a, "%s", path);
+    } else {
+        for (int i = 0; i + 1 < d->n; i += 2) {
+            arg_add(a, "--%s", d->v[i]);
+            arg_add(a, "%s", d->v[i + 1]);
+        }
     }
     for (int i = 0; i < IT_MAX_PROXY_ARGS && T.opts.proxy_args[i]; i++)
         arg_add(a, "%s", T.opts.proxy_args[i]);
     char out[64];
     snprintf(out, sizeof out, "%s.out", name);
-    return launch(a, out, pid);
+    ok = launch(a, out, pid);   /* frees a */
+    a = NULL;
+done:
+    free(d);
+    free(a);
+    return ok;
 }
 
 /* rcproxy is up when a PING gets any reply (PONG, or NOAUTH before AUTH). */
@@ -828,7 +926,331 @@ static void relay_start(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Redis Sentinel (it_opts.sentinels)                                       */
+
+#define SENTINEL_SYNC_TIMEOUT_MS 20000
+
+/* Write <tmpdir>/sentinel-<port>.conf (path copied into path) for a
+ * sentinel on `port` monitoring the current leader.  Sentinel rewrites the
+ * file as it learns (myid, known replicas and sentinels).  Returns false on
+ * an I/O error. */
+static bool sentinel_write_conf(int port, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/sentinel-%d.conf", T.dir, port);
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return false;
+    const char *m = IT_SENTINEL_MASTER;
+    fprintf(fp,
+            "port %d\n"
+            "bind 127.0.0.1\n"
+            "daemonize no\n"
+            "dir %s\n"
+            "logfile %s/sentinel-%d.log\n"
+            "sentinel resolve-hostnames no\n"
+            "sentinel monitor %s 127.0.0.1 %d %d\n"
+            "sentinel down-after-milliseconds %s 1000\n"
+            "sentinel failover-timeout %s 5000\n"
+            "sentinel parallel-syncs %s 1\n",
+            port, T.dir, T.dir, port, m, T.leader.port, T.nsentinels / 2 + 1, m, m, m);
+    if (backend_pw()) {
+        fprintf(fp, "sentinel auth-pass %s ", m);
+        conf_put_word(fp, backend_pw());
+        fputc('\n', fp);
+    }
+    bool ok = !ferror(fp);
+    return fclose(fp) == 0 && ok;
+}
+
+/* Start sentinel i (redis-server <conf> --sentinel) on T.sentinel_ports[i]. */
+static bool sentinel_spawn(int i)
+{
+    int port = T.sentinel_ports[i];
+    char conf[128], out[64];
+    if (!sentinel_write_conf(port, conf, sizeof conf))
+        return false;
+    argv_b *a = calloc(1, sizeof *a);
+    if (!a)
+        return false;
+    arg_add(a, "%s", REDIS_SERVER_BIN);
+    arg_add(a, "%s", conf);
+    arg_add(a, "--sentinel");
+    snprintf(out, sizeof out, "sentinel-%d.out", port);
+    return launch(a, out, &T.sentinel_pids[i]);
+}
+
+static bool sentinel_answers(int port)
+{
+    redisContext *c = it_try_connect(port, NULL, 1000);
+    if (!c)
+        return false;
+    redisReply *r = redisCommand(c, "PING");
+    bool ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return ok;
+}
+
+/* Start T.nsentinels sentinels on free ports and wait until each answers
+ * PING; one that exits at start (port taken) is retried on another port.
+ * Asserts on failure. */
+static void sentinel_start_all(void)
+{
+    for (int attempt = 0; attempt < SPAWN_ATTEMPTS; attempt++) {
+        for (int i = 0; i < T.nsentinels; i++) {
+            if (T.sentinel_pids[i])
+                continue;
+            T.sentinel_ports[i] = free_port();
+            cr_assert(T.sentinel_ports[i] > 0, "no free port");
+            cr_assert(sentinel_spawn(i), "cannot start redis-sentinel (%s --sentinel)",
+                      REDIS_SERVER_BIN);
+        }
+        bool all = true;
+        for (int i = 0; i < T.nsentinels; i++) {
+            long long deadline = it_now_ms() + START_TIMEOUT_MS;
+            while (!sentinel_answers(T.sentinel_ports[i])) {
+                if (has_exited(T.sentinel_pids[i])) {
+                    T.sentinel_pids[i] = 0;
+                    all = false;
+                    fprintf(stderr, "harness: sentinel on port %d exited at start, retrying\n",
+                            T.sentinel_ports[i]);
+                    break;
+                }
+                cr_assert(it_now_ms() < deadline, "sentinel on port %d not answering after %d ms"
+                          " (see %s)", T.sentinel_ports[i], START_TIMEOUT_MS, T.dir);
+                it_sleep_ms(POLL_INTERVAL_MS);
+            }
+        }
+        if (all)
+            return;
+        it_sleep_ms(100);
+    }
+    cr_assert_fail("redis-sentinel could not be started after %d attempts (see %s)",
+                   SPAWN_ATTEMPTS, T.dir);
+}
+
+/* Value of `key` in e, an array of alternating field names and values (one
+ * entry of SENTINEL REPLICAS / SENTINELS), or NULL. */
+static const char *kv_field(const redisReply *e, const char *key)
+{
+    if (!e || e->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < e->elements; i += 2) {
+        const redisReply *k = e->element[i], *v = e->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+            strcmp(k->str, key) == 0)
+            return v->str;
+    }
+    return NULL;
+}
+
+/* The entry for 127.0.0.1:port in a SENTINEL REPLICAS / SENTINELS reply. */
+static const redisReply *find_instance(const redisReply *list, int port)
+{
+    if (!list || list->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i < list->elements; i++) {
+        const char *p = kv_field(list->element[i], "port");
+        const char *ip = kv_field(list->element[i], "ip");
+        if (p && ip && atoi(p) == port && strcmp(ip, "127.0.0.1") == 0)
+            return list->element[i];
+    }
+    return NULL;
+}
+
+static int sentinel_master_port_on(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "SENTINEL GET-MASTER-ADDR-BY-NAME %s", IT_SENTINEL_MASTER);
+    int port = -1;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING)
+        port = atoi(r->element[1]->str);
+    if (r)
+        freeReplyObject(r);
+    return port;
+}
+
+int it_sentinel_count(void)
+{
+    return T.nsentinels;
+}
+
+int it_sentinel_port(int i)
+{
+    cr_assert(i >= 0 && i < T.nsentinels, "no sentinel %d", i);
+    return T.sentinel_ports[i];
+}
+
+int it_sentinel_master_port(int i)
+{
+    if (i < 0 || i >= T.nsentinels || T.sentinel_pids[i] == 0)
+        return -1;
+    redisContext *c = it_try_connect(T.sentinel_ports[i], NULL, 1000);
+    if (!c)
+        return -1;
+    int port = sentinel_master_port_on(c);
+    redisFree(c);
+    return port;
+}
+
+bool it_sentinel_replica_flags(int i, int port, char *flags, size_t cap)
+{
+    if (i < 0 || i >= T.nsentinels || T.sentinel_pids[i] == 0 || cap == 0)
+        return false;
+    redisContext *c = it_try_connect(T.sentinel_ports[i], NULL, 1000);
+    if (!c)
+        return false;
+    redisReply *r = redisCommand(c, "SENTINEL REPLICAS %s", IT_SENTINEL_MASTER);
+    const char *f = kv_field(find_instance(r, port), "flags");
+    if (f)
+        snprintf(flags, cap, "%s", f);
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return f != NULL;
+}
+
+/* One check of sentinel i: it names the current leader, lists every
+ * running replica with healthy flags and knows the other sentinels.  On
+ * false, why says what is missing. */
+static bool sentinel_synced_once(int i, char *why, size_t cap)
+{
+    bool ok = false;
+    redisReply *reps = NULL, *sents = NULL;
+    redisContext *c = it_try_connect(T.sentinel_ports[i], NULL, 1000);
+    if (!c) {
+        snprintf(why, cap, "sentinel %d does not answer", T.sentinel_ports[i]);
+        return false;
+    }
+    int mp = sentinel_master_port_on(c);
+    if (mp != T.leader.port) {
+        snprintf(why, cap, "sentinel %d names master %d, not the leader %d",
+                 T.sentinel_ports[i], mp, T.leader.port);
+        goto done;
+    }
+    reps = redisCommand(c, "SENTINEL REPLICAS %s", IT_SENTINEL_MASTER);
+    for (int k = 0; k < T.nreplicas; k++) {
+        if (T.replicas[k].pid == 0)
+            continue;
+        const char *f = kv_field(find_instance(reps, T.replicas[k].port), "flags");
+        if (!f || strstr(f, "s_down") || strstr(f, "o_down") || strstr(f, "disconnected")) {
+            snprintf(why, cap, "sentinel %d: replica %d %s%s", T.sentinel_ports[i],
+                     T.replicas[k].port, f ? "has flags " : "not listed", f ? f : "");
+            goto done;
+        }
+    }
+    sents = redisCommand(c, "SENTINEL SENTINELS %s", IT_SENTINEL_MASTER);
+    size_t others = sents && sents->type == REDIS_REPLY_ARRAY ? sents->elements : 0;
+    if (others != (size_t)(T.nsentinels - 1)) {
+        snprintf(why, cap, "sentinel %d knows %zu other sentinels, not %d",
+                 T.sentinel_ports[i], others, T.nsentinels - 1);
+        goto done;
+    }
+    ok = true;
+done:
+    if (reps)
+        freeReplyObject(reps);
+    if (sents)
+        freeReplyObject(sents);
+    redisFree(c);
+    return ok;
+}
+
+void it_sentinel_wait_synced(int timeout_ms)
+{
+    long long deadline = it_now_ms() + timeout_ms;
+    char why[256] = "";
+    for (int i = 0; i < T.nsentinels; i++) {
+        if (T.sentinel_pids[i] == 0)
+            continue;
+        while (!sentinel_synced_once(i, why, sizeof why)) {
+            cr_assert(it_now_ms() < deadline, "sentinels not in sync after %d ms: %s",
+                      timeout_ms, why);
+            it_sleep_ms(50);
+        }
+    }
+}
+
+/* True if the server on port answers INFO replication with role:master. */
+static bool server_is_master(int port)
+{
+    redisContext *c = it_try_connect(port, backend_pw(), 1000);
+    if (!c)
+        return false;
+    char *info = it_try_info(c, "replication");
+    char role[32];
+    bool ok = info && it_info_value(info, "role", role, sizeof role) &&
+              strcmp(role, "master") == 0;
+    free(info);
+    redisFree(c);
+    return ok;
+}
+
+/* The master port a majority of the running sentinels names, other than
+ * `old`, or -1; `seen` gets a description of what each one said. */
+static int sentinel_majority_master(int old, char *seen, size_t cap)
+{
+    int ports[IT_MAX_SENTINELS];
+    size_t used = 0;
+    seen[0] = '\0';
+    for (int i = 0; i < T.nsentinels; i++) {
+        ports[i] = it_sentinel_master_port(i);
+        int w = snprintf(seen + used, cap - used, "%s%d->%d", i ? ", " : "",
+                         T.sentinel_ports[i], ports[i]);
+        if (w > 0 && (size_t)w < cap - used)
+            used += (size_t)w;
+    }
+    for (int i = 0; i < T.nsentinels; i++) {
+        if (ports[i] <= 0 || ports[i] == old)
+            continue;
+        int votes = 0;
+        for (int j = 0; j < T.nsentinels; j++)
+            votes += ports[j] == ports[i];
+        if (votes > T.nsentinels / 2)
+            return ports[i];
+    }
+    return -1;
+}
+
+it_server *it_sentinel_wait_failover(int timeout_ms, it_server **old_leader)
+{
+    cr_assert(T.nsentinels > 0, "it_sentinel_wait_failover: no sentinels (it_opts.sentinels)");
+    int old = T.leader.port;
+    long long deadline = it_now_ms() + timeout_ms;
+    char seen[256];
+    int idx = -1;
+    for (;;) {
+        int port = sentinel_majority_master(old, seen, sizeof seen);
+        for (int i = 0; port > 0 && i < T.nreplicas; i++)
+            if (T.replicas[i].port == port && T.replicas[i].pid > 0)
+                idx = i;
+        if (idx >= 0 && server_is_master(port))
+            break;
+        idx = -1;
+        cr_assert(it_now_ms() < deadline,
+                  "no failover within %d ms: the sentinels name (sentinel->master) %s; "
+                  "the old leader was %d", timeout_ms, seen, old);
+        it_sleep_ms(POLL_INTERVAL_MS);
+    }
+    if (T.leader_ctx) {
+        redisFree(T.leader_ctx);
+        T.leader_ctx = NULL;
+    }
+    it_server promoted = T.replicas[idx];
+    T.replicas[idx] = T.leader;
+    T.replicas[idx].is_leader = false;
+    T.leader = promoted;
+    T.leader.is_leader = true;
+    if (old_leader)
+        *old_leader = &T.replicas[idx];
+    return &T.leader;
+}
+
+/* ------------------------------------------------------------------------ */
 /* public: lifecycle                                                        */
+
+static void proxy_wait_sentinel_leader(int timeout_ms);
 
 static bool keep_dirs(void)
 {
@@ -930,6 +1352,8 @@ void it_fini(void)
     if (T.proxy_ctx)
         redisFree(T.proxy_ctx);
     T.leader_ctx = T.proxy_ctx = NULL;
+    for (int i = 0; i < T.nsentinels; i++)
+        kill_and_reap(&T.sentinel_pids[i]);
     kill_and_reap(&T.proxy_pid);
     kill_and_reap(&T.proxy2_pid);
     for (int i = 0; i < T.nreplicas; i++)
@@ -956,6 +1380,10 @@ void it_fini(void)
             snprintf(path, sizeof path, "%s/delay_relay.out", T.dir);
             print_tail(path);
         }
+        for (int i = 0; i < T.nsentinels; i++) {
+            snprintf(path, sizeof path, "%s/sentinel-%d.log", T.dir, T.sentinel_ports[i]);
+            print_tail(path);
+        }
     }
     if (keep_dirs())
         fprintf(stderr, "harness: kept %s\n", T.dir);
@@ -972,6 +1400,10 @@ void it_start(const it_opts *o)
     T.opts = o ? *o : defaults;
     cr_assert(T.opts.replicas >= 0 && T.opts.replicas <= IT_MAX_REPLICAS,
               "bad replica count %d", T.opts.replicas);
+    cr_assert(T.opts.sentinels >= 0 && T.opts.sentinels <= IT_MAX_SENTINELS,
+              "bad sentinel count %d", T.opts.sentinels);
+    cr_assert(T.opts.sentinels == 0 || T.opts.relay_delay_ms == 0,
+              "sentinels and the delay relay do not go together");
 
     snprintf(T.dir, sizeof T.dir, "/tmp/rcproxy-it-%d-XXXXXX", (int)getpid());
     if (!mkdtemp(T.dir)) {
@@ -981,7 +1413,7 @@ void it_start(const it_opts *o)
 
     T.leader.is_leader = true;
     it_server *lead = &T.leader;
-    redis_start_all(&lead, 1, false);
+    redis_start_all(&lead, 1, false, true);
 
     T.nreplicas = T.opts.replicas;
     cr_assert(T.opts.relay_delay_ms >= 0, "bad relay_delay_ms %d", T.opts.relay_delay_ms);
@@ -993,10 +1425,20 @@ void it_start(const it_opts *o)
         reps[i] = &T.replicas[i];
     }
     if (T.nreplicas > 0)
-        redis_start_all(reps, T.nreplicas, false);
+        redis_start_all(reps, T.nreplicas, false, true);
 
-    if (!T.direct) {
+    if (T.opts.sentinels > 0) {
+        T.nsentinels = T.opts.sentinels;
+        sentinel_start_all();
+        it_sentinel_wait_synced(SENTINEL_SYNC_TIMEOUT_MS);
+    }
+
+    if (T.opts.proxy_config_file)
+        snprintf(T.proxy_conf, sizeof T.proxy_conf, "%s/rcproxy.conf", T.dir);
+    if (!T.direct && !T.opts.no_proxy) {
         proxy_start();
+        if (T.nsentinels > 0 && !T.opts.proxy_static)
+            proxy_wait_sentinel_leader(START_TIMEOUT_MS);
         if (!T.opts.no_rotation_wait)
             it_wait_ready(START_TIMEOUT_MS);
     }
@@ -1020,7 +1462,7 @@ int it_replica_count(void)
 
 int it_client_port(void)
 {
-    return T.direct ? T.leader.port : T.proxy_port;
+    return T.direct || T.opts.no_proxy ? T.leader.port : T.proxy_port;
 }
 
 pid_t it_proxy_pid(void)
@@ -1075,7 +1517,8 @@ void it_resume(it_server *s)
     kill(s->pid, SIGCONT);
 }
 
-void it_restart(it_server *s)
+/* it_restart / it_restart_nowait: need_link as in redis_ready_once. */
+static void restart(it_server *s, bool need_link)
 {
     cr_assert(s->pid == 0, "restart: server %d is still running", s->port);
     /* no persistence: the server comes back empty (the RDB a replica got
@@ -1089,7 +1532,93 @@ void it_restart(it_server *s)
             T.leader_ctx = NULL;
         }
     }
-    redis_start_all(&s, 1, true);
+    redis_start_all(&s, 1, true, need_link);
+}
+
+void it_restart(it_server *s)
+{
+    restart(s, true);
+}
+
+void it_restart_nowait(it_server *s)
+{
+    restart(s, false);
+}
+
+it_server *it_add_replica(bool wait_sync)
+{
+    cr_assert(T.dir[0], "it_add_replica before it_start");
+    cr_assert(T.nreplicas < IT_MAX_REPLICAS, "it_add_replica: already %d replicas (max %d)",
+              T.nreplicas, IT_MAX_REPLICAS);
+    it_server *s = &T.replicas[T.nreplicas++];
+    memset(s, 0, sizeof *s);
+    redis_start_all(&s, 1, false, wait_sync);
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* public: rcproxy config file                                              */
+
+const char *it_proxy_conf_path(void)
+{
+    return T.proxy_conf;
+}
+
+void it_proxy_conf_append(const char *fmt, ...)
+{
+    cr_assert(T.proxy_conf[0], "no rcproxy config file (it_opts.proxy_config_file)");
+    FILE *fp = fopen(T.proxy_conf, "a");
+    cr_assert_not_null(fp, "%s: %s", T.proxy_conf, strerror(errno));
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(fp, fmt, ap);
+    va_end(ap);
+    fputc('\n', fp);
+    bool ok = !ferror(fp);
+    ok = fclose(fp) == 0 && ok;
+    cr_assert(ok, "cannot append to %s", T.proxy_conf);
+}
+
+void it_proxy_conf_rewrite(void)
+{
+    cr_assert(T.proxy_conf[0], "no rcproxy config file (it_opts.proxy_config_file)");
+    argv_b *d = calloc(1, sizeof *d);
+    cr_assert_not_null(d, "out of memory");
+    proxy_directives(d, T.proxy_port, "rcproxy", true);
+    bool ok = !d->overflow && proxy_write_conf(T.proxy_conf, d);
+    free(d);
+    cr_assert(ok, "cannot rewrite %s", T.proxy_conf);
+}
+
+void it_proxy_conf_remove_line(const char *line)
+{
+    cr_assert(T.proxy_conf[0], "no rcproxy config file (it_opts.proxy_config_file)");
+    char tmp[128], buf[1024];
+    snprintf(tmp, sizeof tmp, "%s.tmp", T.proxy_conf);
+    FILE *in = fopen(T.proxy_conf, "r");
+    cr_assert_not_null(in, "%s: %s", T.proxy_conf, strerror(errno));
+    FILE *out = fopen(tmp, "w");
+    if (!out)
+        fclose(in);
+    cr_assert_not_null(out, "%s: %s", tmp, strerror(errno));
+    size_t want = strlen(line);
+    int removed = 0;
+    bool at_start = true;       /* buf begins a line (not the rest of a long one) */
+    while (fgets(buf, sizeof buf, in)) {
+        size_t n = strcspn(buf, "\r\n");
+        bool whole = buf[n] != '\0' || feof(in);
+        if (at_start && whole && n == want && memcmp(buf, line, n) == 0)
+            removed++;
+        else
+            fputs(buf, out);
+        at_start = strchr(buf, '\n') != NULL;
+    }
+    bool ok = !ferror(in) && !ferror(out);
+    fclose(in);
+    ok = fclose(out) == 0 && ok;
+    ok = ok && rename(tmp, T.proxy_conf) == 0;
+    cr_assert(ok, "cannot rewrite %s", T.proxy_conf);
+    cr_assert(removed > 0, "no line \"%s\" in %s", line, T.proxy_conf);
 }
 
 bool it_proxy_signal_wait(int sig, int timeout_ms, int *status)
@@ -1263,6 +1792,31 @@ void it_wait_ready(int timeout_ms)
             left = 100;
         cr_assert(it_wait_backend_field(&T.replicas[i], "in_rotation", "yes", left),
                   "rcproxy never showed replica %d in_rotation=yes", T.replicas[i].port);
+    }
+}
+
+/* Sentinel mode, right after rcproxy started: wait until INFO rcproxy
+ * lists the leader Sentinel names as role=leader.  Asserts with a message
+ * that points at rcproxy's Sentinel support when it never does. */
+static void proxy_wait_sentinel_leader(int timeout_ms)
+{
+    long long deadline = it_now_ms() + timeout_ms;
+    char role[32];
+    while (!it_backend_field(&T.leader, "role", role, sizeof role) ||
+           strcmp(role, "leader") != 0) {
+        if (it_now_ms() >= deadline) {
+            char b0[256] = "(no backend0 line)";
+            char *info = proxy_info();
+            if (info)
+                it_info_value(info, "backend0", b0, sizeof b0);
+            free(info);
+            cr_assert_fail("rcproxy started with --sentinel-master %s and %d --sentinel never "
+                           "listed the leader Sentinel names (127.0.0.1:%d) as role=leader "
+                           "within %d ms (INFO rcproxy backend0:%s): rcproxy's Sentinel "
+                           "support is missing or broken", IT_SENTINEL_MASTER, T.nsentinels,
+                           T.leader.port, timeout_ms, b0);
+        }
+        it_sleep_ms(POLL_INTERVAL_MS);
     }
 }
 

@@ -37,6 +37,10 @@
 
 #define IT_MAX_REPLICAS 4
 #define IT_MAX_PROXY_ARGS 16
+#define IT_MAX_SENTINELS 5
+
+/* The master name the harness's sentinels monitor (it_opts.sentinels). */
+#define IT_SENTINEL_MASTER "mymaster"
 
 /* Default socket timeout for client connections made by the harness. */
 #define IT_DEFAULT_TIMEOUT_MS 10000
@@ -64,6 +68,26 @@ typedef struct it_opts {
      * leader->replica stream this many ms (it stays behind the relay when
      * restarted); 0: no relay */
     int relay_delay_ms;
+    /* > 0: start this many redis-sentinel processes (0..IT_MAX_SENTINELS)
+     * monitoring the leader as IT_SENTINEL_MASTER with quorum n/2+1,
+     * down-after-milliseconds 1000, failover-timeout 5000, parallel-syncs
+     * 1; wait until each one names the leader, lists every replica and
+     * knows the n-1 others; and start rcproxy with --sentinel (one per
+     * sentinel) and --sentinel-master instead of --leader/--replica.
+     * Not with relay_delay_ms. */
+    int sentinels;
+    /* with sentinels: still start rcproxy with the leader and replicas
+     * (--leader/--replica or the config file), not --sentinel */
+    bool proxy_static;
+    /* start rcproxy from <tmpdir>/rcproxy.conf, a config file the harness
+     * writes with every directive it would otherwise pass on the command
+     * line (port, bind, mode, leader and replicas or sentinels, logging,
+     * passwords); proxy_args stay on the command line.  See
+     * it_proxy_conf_path(). */
+    bool proxy_config_file;
+    /* start no rcproxy even outside direct mode: it_client_port() and
+     * it_connect() lead to the leader (tests of the harness itself) */
+    bool no_proxy;
 } it_opts;
 
 /* ---- test declaration --------------------------------------------------- */
@@ -130,6 +154,58 @@ void it_resume(it_server *s);
  * full-syncs) and wait until it answers
  * PING; a replica also waits for its link when the leader is running. */
 void it_restart(it_server *s);
+
+/* Start a killed server again like it_restart, but wait only until it
+ * answers PING (any reply, LOADING included), not for its replication
+ * link: for tests that watch a replica sync. */
+void it_restart_nowait(it_server *s);
+
+/* Start one more redis-server as a replica of the current leader (with
+ * the harness's usual options) and add it to the replicas (index
+ * it_replica_count()-1; at most IT_MAX_REPLICAS in all).  wait_sync: wait
+ * until its link is up; false: only until it answers PING.  rcproxy is not
+ * told (Sentinel finds it; without Sentinel, edit the config file and
+ * reload).  Returns the new server. */
+it_server *it_add_replica(bool wait_sync);
+
+/* ---- Redis Sentinel (it_opts.sentinels) -------------------------------- */
+
+int it_sentinel_count(void);
+int it_sentinel_port(int i);
+/* Port of the master sentinel i names (SENTINEL GET-MASTER-ADDR-BY-NAME),
+ * or -1 when it does not answer.  Never asserts. */
+int it_sentinel_master_port(int i);
+/* True when sentinel i lists replica `port` in SENTINEL REPLICAS; its
+ * flags (e.g. "slave,s_down") are copied into flags.  Never asserts. */
+bool it_sentinel_replica_flags(int i, int port, char *flags, size_t cap);
+/* Wait until every sentinel names the current leader, lists every running
+ * replica without s_down/o_down/disconnected flags and knows the other
+ * sentinels.  Asserts on timeout, saying what was missing. */
+void it_sentinel_wait_synced(int timeout_ms);
+/* After the leader was killed (or paused): wait until a majority of the
+ * sentinels names another master that is one of the replicas and answers
+ * INFO with role:master, then swap the roles in the harness: the leader
+ * slot (it_leader_server()) now holds the promoted server and the
+ * promoted server's replica slot holds the old leader (is_leader false;
+ * it_restart() brings it back as a replica of the new leader).  Pointers
+ * taken before keep pointing at the slots, not at the servers.  Returns
+ * the leader slot; *old_leader (if not NULL) gets the old leader's new
+ * slot.  Asserts on timeout. */
+it_server *it_sentinel_wait_failover(int timeout_ms, it_server **old_leader);
+
+/* ---- rcproxy config file (it_opts.proxy_config_file) ------------------- */
+
+/* Path of the first rcproxy's config file ("" without proxy_config_file). */
+const char *it_proxy_conf_path(void);
+/* Append one line (printf format, newline added) to the config file. */
+void it_proxy_conf_append(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Rewrite the config file with the current topology: the leader slot and
+ * every running replica (after it_sentinel_wait_failover: the promoted
+ * leader), keeping the other directives; for a reload (SIGHUP). */
+void it_proxy_conf_rewrite(void);
+/* Remove every line equal to `line` (without its newline) from the config
+ * file; asserts that there was one. */
+void it_proxy_conf_remove_line(const char *line);
 
 /* ---- delay relay (it_opts.relay_delay_ms) ------------------------------ */
 
