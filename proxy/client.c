@@ -60,6 +60,17 @@ static void client_set_reading(px_client *c, int on)
     }
 }
 
+const char *px_client_addr(const px_client *c, int local, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int rc = local ? getsockname(c->fd, (struct sockaddr *)&ss, &sl)
+                   : getpeername(c->fd, (struct sockaddr *)&ss, &sl);
+    if (rc == 0) addr_to_str(&ss, buf, len);
+    else snprintf(buf, len, "?");
+    return buf;
+}
+
 px_client *px_client_new(px_ctx *ctx, int fd)
 {
     if (ctx->connected_clients >= ctx->cfg.maxclients) {
@@ -83,11 +94,6 @@ px_client *px_client_new(px_ctx *ctx, int fd)
     c->parser.max_bulk_len = ctx->cfg.proto_max_bulk_len;
     c->parser.unauthenticated = !c->authenticated;
 
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) addr_to_str(&ss, c->addr, sizeof c->addr);
-    len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) addr_to_str(&ss, c->laddr, sizeof c->laddr);
 
     ev_io_init(&c->rio, client_on_read, fd, EV_READ);
     ev_io_init(&c->wio, client_on_write, fd, EV_WRITE);
@@ -281,8 +287,9 @@ static void client_protocol_error(px_client *c)
     px_buf *out = px_client_reply(c);
     px_buf_add_errorf(out, "ERR %s", c->parser.err);
     ctx->protocol_errors++;
+    char ab[64];
     px_verbose("Protocol error (%s) from client id=%llu addr=%s", c->parser.err,
-               (unsigned long long)c->id, c->addr);
+               (unsigned long long)c->id, px_client_addr(c, 0, ab, sizeof ab));
     c->close_after_reply = 1;
     client_set_reading(c, 0);
 }
@@ -314,8 +321,9 @@ static void client_process_input(px_client *c)
         if (c->in.cap > CLIENT_KEEP_BUF) px_buf_release(&c->in);
     }
     if (px_buf_unread(&c->in) > (size_t)c->ctx->cfg.client_query_buffer_limit) {
+        char ab[64];
         px_warning("Closing client id=%llu addr=%s that reached max query buffer length",
-                   (unsigned long long)c->id, c->addr);
+                   (unsigned long long)c->id, px_client_addr(c, 0, ab, sizeof ab));
         px_client_close_async(c, "query buffer limit");
         return;
     }
@@ -397,8 +405,9 @@ static int client_check_obuf(px_client *c)
                                                          : &c->ctx->cfg.obuf_normal;
     size_t used = client_out_bytes(c);
     if (lim->hard_bytes > 0 && used > (size_t)lim->hard_bytes) {
+        char ab[64];
         px_warning("Client id=%llu addr=%s closed for overcoming of output buffer limits.",
-                   (unsigned long long)c->id, c->addr);
+                   (unsigned long long)c->id, px_client_addr(c, 0, ab, sizeof ab));
         px_client_close_async(c, "output buffer limit");
         return -1;
     }
@@ -406,8 +415,9 @@ static int client_check_obuf(px_client *c)
         double now = ev_now(c->ctx->loop);
         if (c->obuf_soft_since == 0) c->obuf_soft_since = now;
         else if (now - c->obuf_soft_since > lim->soft_seconds) {
+            char ab[64];
             px_warning("Client id=%llu addr=%s closed for overcoming of output buffer limits.",
-                       (unsigned long long)c->id, c->addr);
+                       (unsigned long long)c->id, px_client_addr(c, 0, ab, sizeof ab));
             px_client_close_async(c, "output buffer soft limit");
             return -1;
         }
@@ -438,7 +448,11 @@ void px_clients_flush(px_ctx *ctx)
 void px_client_close_async(px_client *c, const char *why)
 {
     if (c->closing) return;
-    if (why) px_verbose("Client id=%llu addr=%s closed: %s", (unsigned long long)c->id, c->addr, why);
+    if (why && px_log_enabled(CONF_LOG_VERBOSE)) {
+        char ab[64];
+        px_verbose("Client id=%llu addr=%s closed: %s", (unsigned long long)c->id,
+                   px_client_addr(c, 0, ab, sizeof ab), why);
+    }
     c->closing = 1;
     client_set_reading(c, 0);
     ev_io_stop(c->ctx->loop, &c->wio);

@@ -40,6 +40,9 @@ void px_clients_reap(px_ctx *ctx);
 /* Periodic: idle timeout and output-buffer soft limits. */
 void px_clients_cron(px_ctx *ctx);
 
+/* c's peer (local = 0) or local (1) address as "ip:port", written to buf. */
+const char *px_client_addr(const px_client *c, int local, char *buf, size_t len);
+
 /* Mark c as having output to write this loop turn. */
 void px_client_mark_dirty(px_client *c);
 

@@ -224,14 +224,15 @@ static void cmd_hello(local_req *r)
 static void client_line(px_client *c, px_buf *dst)
 {
     double now = ev_now(c->ctx->loop);
-    char line[1024];
+    char line[1024], addr[64], laddr[64];
     const char *flags = c->pin == PX_PIN_PUBSUB ? "P" : c->multi ? "x" : c->pin == PX_PIN_BLOCK ? "b" : "N";
     int n = snprintf(line, sizeof line,
                      "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=%d "
                      "sub=0 psub=0 ssub=0 multi=%d qbuf=%zu qbuf-free=%zu argv-mem=0 multi-mem=0 "
                      "rbs=%zu rbp=0 obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default "
                      "redir=-1 resp=2 lib-name=%s lib-ver=%s\n",
-                     (unsigned long long)c->id, c->addr, c->laddr, c->fd, c->name ? c->name : "",
+                     (unsigned long long)c->id, px_client_addr(c, 0, addr, sizeof addr),
+                     px_client_addr(c, 1, laddr, sizeof laddr), c->fd, c->name ? c->name : "",
                      (long long)(now - c->created), (long long)(now - c->last_active), flags, c->db,
                      c->multi ? 0 : -1, px_buf_unread(&c->in), c->in.cap - c->in.len, c->in.cap,
                      c->out.cap, c->in.cap + c->out.cap + sizeof *c,

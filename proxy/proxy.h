@@ -168,7 +168,6 @@ struct px_client {
     uint64_t id;
     int fd;
     ev_io rio, wio;
-    char addr[64], laddr[64];
     px_buf in;
     resp_req_parser parser;
     px_buf out;
