@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""topology.py -- start a Redis leader, N replicas and rcproxy on 127.0.0.1.
+"""topology.py -- start a Redis leader, N replicas, optionally N Redis Sentinels, and
+rcproxy on 127.0.0.1.
 
 Shared by tools/demo.sh, tools/test.sh, tests/clients and tools/bench.
 
@@ -13,6 +14,8 @@ As a command:
 
     tools/topology.py [--replicas N] [--proxy-port P] ...          # foreground, Ctrl-C stops
     tools/topology.py [options] -- tests/clients/run.sh {port}      # run a command, then stop
+    tools/topology.py --sentinels 3 ...   # + 3 sentinels monitoring "mymaster"; rcproxy
+                                          #   follows them (--sentinel/--sentinel-master)
 
 Every process runs in its own process group (and dies with this script via
 PR_SET_PDEATHSIG where Linux offers it); teardown sends SIGTERM to each group,
@@ -34,6 +37,7 @@ import time
 HOST = "127.0.0.1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_RCPROXY = os.path.join(ROOT, "build", "rcproxy")
+SENTINEL_MASTER = "mymaster"
 
 
 class TopologyError(Exception):
@@ -121,6 +125,15 @@ def info_dict(port, section=None, timeout=2.0):
             k, v = line.split(":", 1)
             out[k] = v
     return out
+
+
+def _pairs(reply):
+    """A flat [field, value, field, value...] reply (SENTINEL MASTER/REPLICAS
+    entries) as a dict; {} for anything else."""
+    if not isinstance(reply, list):
+        return {}
+    return {reply[i]: reply[i + 1] for i in range(0, len(reply) - 1, 2)
+            if isinstance(reply[i], str)}
 
 
 # --------------------------------------------------------------------------
@@ -262,19 +275,31 @@ def install_signal_handlers():
 # --------------------------------------------------------------------------
 
 class Topology:
-    """A leader, `replicas` replicas and (unless proxy=False) rcproxy in front.
+    """A leader, `replicas` replicas, `sentinels` Redis Sentinels and (unless
+    proxy=False) rcproxy in front.
 
-    Ports: leader_port/replica_ports/proxy_port are wanted ports (None = free);
-    with prefer=True a busy wanted port is replaced by a free one, otherwise
-    starting fails.  After start(): .leader_port, .replica_ports, .proxy_port
-    (the leader's port when proxy=False), .scratch, .procs.  stop() is safe to
-    call more than once and from a failed start()."""
+    Ports: leader_port/replica_ports/sentinel_ports/proxy_port are wanted ports
+    (None = free); with prefer=True a busy wanted port is replaced by a free
+    one, otherwise starting fails.  With sentinels > 0 every sentinel monitors
+    the leader as SENTINEL_MASTER (quorum sentinels/2+1, down after 1 s,
+    failover timeout 5 s), start() waits until each one knows the replicas
+    and the other sentinels, rcproxy is given --sentinel/--sentinel-master
+    instead of --leader/--replica, and the redis-servers accept DEBUG from
+    127.0.0.1 (enable-debug-command local, for DEBUG SLEEP).  After start(): .leader_port, .leader_pid,
+    .replica_ports, .sentinel_ports, .proxy_port (the leader's port when
+    proxy=False), .scratch, .procs.  leader_port is the leader at start; after
+    a failover current_leader() asks the sentinels.  stop() is safe to call
+    more than once and from a failed start()."""
 
     def __init__(self, replicas=2, leader_port=None, replica_ports=None, proxy_port=None,
                  prefer=False, proxy=True, rcproxy=None, proxy_args=(), scratch=None,
                  keep=False, proxy_output=False, redis_server="redis-server",
-                 ready_timeout=15.0, quiet=False):
+                 ready_timeout=15.0, quiet=False, sentinels=0, sentinel_ports=None):
+        if sentinels < 0:
+            raise ValueError("sentinels must be >= 0")
         self.nreplicas = replicas
+        self.nsentinels = sentinels
+        self.want_sentinels = list(sentinel_ports or [])
         self.want_leader = leader_port
         self.want_replicas = list(replica_ports or [])
         self.want_proxy = proxy_port
@@ -292,8 +317,10 @@ class Topology:
         self.procs = []
         self.leader_port = None
         self.replica_ports = []
+        self.sentinel_ports = []
         self.proxy_port = None
         self.proxy_proc = None
+        self.leader_proc = None
 
     # -- helpers -----------------------------------------------------------
     def _log(self, msg):
@@ -310,6 +337,10 @@ class Topology:
                 "--repl-diskless-sync-delay", "0"]
         if leader is not None:
             argv += ["--replicaof", HOST, str(leader)]
+        if self.nsentinels:
+            # so that a failover can be provoked with DEBUG SLEEP (Redis 7 refuses DEBUG
+            # by default); "local": from 127.0.0.1 only
+            argv += ["--enable-debug-command", "local"]
         return argv, os.path.join(d, "redis.log")
 
     def _start_redis(self, wanted, leader=None):
@@ -323,6 +354,8 @@ class Topology:
             self.procs.append(proc)
             if wait_until(lambda: ping(port), self.ready_timeout, proc=proc):
                 self._log("%-8s 127.0.0.1:%d pid %d" % (role, port, proc.pid))
+                if leader is None:
+                    self.leader_proc = proc
                 return port
             tail = proc.log_tail()
             proc.stop(grace=1)
@@ -344,15 +377,126 @@ class Topology:
                    if info_dict(p, "replication").get("master_link_status") != "up"]
             raise TopologyError("replicas %s did not reach master_link_status:up" % bad)
 
+    # -- Redis Sentinel ----------------------------------------------------
+    def _sentinel_conf(self, port):
+        """Write <scratch>/sentinel-<port>.conf (Sentinel rewrites it as it
+        learns, so each sentinel has its own) and return its path."""
+        path = os.path.join(self.scratch, "sentinel-%d.conf" % port)
+        m = SENTINEL_MASTER
+        with open(path, "w") as f:
+            f.write("port %d\n"
+                    "bind %s\n"
+                    "daemonize no\n"
+                    "dir %s\n"
+                    "sentinel resolve-hostnames no\n"
+                    "sentinel monitor %s %s %d %d\n"
+                    "sentinel down-after-milliseconds %s 1000\n"
+                    "sentinel failover-timeout %s 5000\n"
+                    "sentinel parallel-syncs %s 1\n"
+                    % (port, HOST, self.scratch, m, HOST, self.leader_port,
+                       self.nsentinels // 2 + 1, m, m, m))
+        return path
+
+    def _start_sentinel(self, wanted):
+        """Start one sentinel (redis-server <conf> --sentinel) and wait for
+        PING; a free port lost to a race is retried (bounded).  Returns the port."""
+        for attempt in range(3):
+            port = pick_port(wanted, self.prefer)
+            conf = self._sentinel_conf(port)
+            logpath = os.path.join(self.scratch, "sentinel-%d.log" % port)
+            proc = Proc("sentinel:%d" % port, [self.redis_server, conf, "--sentinel"],
+                        self.scratch, logpath)
+            self.procs.append(proc)
+            if wait_until(lambda: ping(port), self.ready_timeout, proc=proc):
+                self._log("%-8s 127.0.0.1:%d pid %d" % ("sentinel", port, proc.pid))
+                return port
+            tail = proc.log_tail()
+            proc.stop(grace=1)
+            self.procs.remove(proc)
+            if wanted is None and "already in use" in tail and attempt < 2:
+                continue
+            raise TopologyError("redis-sentinel on port %d did not start:\n%s" % (port, tail))
+        raise TopologyError("redis-sentinel: no usable port")
+
+    def _sentinel_synced(self, port):
+        """One check of the sentinel on port: it names the leader as the
+        master (not down), lists every replica without s_down/o_down/
+        disconnected flags and knows the other sentinels.  Returns None when
+        so, else a sentence saying what is missing."""
+        try:
+            addr = command(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER,
+                           timeout=1.0)
+            if not isinstance(addr, list) or len(addr) != 2 or \
+                    addr[1] != str(self.leader_port):
+                return "sentinel %d names master %r, not port %d" % (port, addr, self.leader_port)
+            master = _pairs(command(port, "SENTINEL", "MASTER", SENTINEL_MASTER, timeout=1.0))
+            if master.get("flags") != "master":
+                return "sentinel %d: master flags %r" % (port, master.get("flags"))
+            reps = command(port, "SENTINEL", "REPLICAS", SENTINEL_MASTER, timeout=1.0)
+            known = {}
+            for r in reps if isinstance(reps, list) else []:
+                r = _pairs(r)
+                if r.get("ip") == HOST:
+                    known[r.get("port")] = r.get("flags", "")
+            for p in self.replica_ports:
+                flags = known.get(str(p))
+                if flags is None:
+                    return "sentinel %d does not list replica %d yet" % (port, p)
+                if any(bad in flags for bad in ("s_down", "o_down", "disconnected")):
+                    return "sentinel %d: replica %d has flags %s" % (port, p, flags)
+            others = command(port, "SENTINEL", "SENTINELS", SENTINEL_MASTER, timeout=1.0)
+            n = len(others) if isinstance(others, list) else 0
+            if n != self.nsentinels - 1:
+                return "sentinel %d knows %d other sentinels, not %d" % (
+                    port, n, self.nsentinels - 1)
+        except (OSError, ValueError) as e:
+            return "sentinel %d: %s" % (port, e)
+        return None
+
+    def _wait_sentinels(self):
+        """Wait (bounded: 2 x ready_timeout, at least 20 s) until every
+        sentinel is in sync (see _sentinel_synced); TopologyError if not."""
+        why = [None]
+
+        def synced():
+            for p in self.sentinel_ports:
+                why[0] = self._sentinel_synced(p)
+                if why[0]:
+                    return False
+            return True
+        if not wait_until(synced, max(20.0, self.ready_timeout * 2), interval=0.2):
+            raise TopologyError("sentinels not in sync: %s" % why[0])
+
+    def current_leader(self, timeout=1.0):
+        """The leader port the sentinels name now (the first that answers),
+        or None (no sentinels, or none answers)."""
+        for p in self.sentinel_ports:
+            try:
+                addr = command(p, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER,
+                               timeout=timeout)
+            except (OSError, ValueError):
+                continue
+            if isinstance(addr, list) and len(addr) == 2:
+                try:
+                    return int(addr[1])
+                except (TypeError, ValueError):
+                    continue
+        return None
+
     def _start_proxy(self):
         if not os.access(self.rcproxy, os.X_OK):
             raise TopologyError("proxy binary %s not found or not executable "
                                 "(build it: ninja -C build)" % self.rcproxy)
         port = pick_port(self.want_proxy, self.prefer)
-        argv = [self.rcproxy, "--port", str(port), "--bind", HOST, "--mode", "leader",
-                "--leader", "%s:%d" % (HOST, self.leader_port)]
-        for p in self.replica_ports:
-            argv += ["--replica", "%s:%d" % (HOST, p)]
+        argv = [self.rcproxy, "--port", str(port), "--bind", HOST, "--mode", "leader"]
+        if self.sentinel_ports:
+            for p in self.sentinel_ports:
+                argv += ["--sentinel", "%s:%d" % (HOST, p)]
+            argv += ["--sentinel-master", SENTINEL_MASTER]
+        else:
+            argv += ["--leader", "%s:%d" % (HOST, self.leader_port)]
+            for p in self.replica_ports:
+                argv += ["--replica", "%s:%d" % (HOST, p)]
         argv += self.proxy_args
         logpath = os.path.join(self.scratch, "rcproxy.log")
         proc = Proc("rcproxy:%d" % port, argv, self.scratch,
@@ -395,6 +539,11 @@ class Topology:
                 wanted = self.want_replicas[i] if i < len(self.want_replicas) else None
                 self.replica_ports.append(self._start_redis(wanted, leader=self.leader_port))
             self._wait_replication()
+            for i in range(self.nsentinels):
+                wanted = self.want_sentinels[i] if i < len(self.want_sentinels) else None
+                self.sentinel_ports.append(self._start_sentinel(wanted))
+            if self.sentinel_ports:
+                self._wait_sentinels()
             if self.use_proxy:
                 self._start_proxy()
                 if not self.wait_rotation():
@@ -428,15 +577,25 @@ class Topology:
             for sig, h in old.items():
                 signal.signal(sig, h)
 
+    @property
+    def leader_pid(self):
+        """pid of the leader started by start() (None before)."""
+        return self.leader_proc.pid if self.leader_proc else None
+
     def env(self):
-        """Environment variables describing the running topology."""
-        return {
+        """Environment variables describing the running topology (the
+        RCPROXY_SENTINEL_* ones only when there are sentinels)."""
+        env = {
             "RCPROXY_PORT": str(self.proxy_port),
             "RCPROXY_LEADER_PORT": str(self.leader_port),
             "RCPROXY_REPLICA_PORTS": ",".join(str(p) for p in self.replica_ports),
             "RCPROXY_SCRATCH": self.scratch or "",
             "RCPROXY_IS_PROXY": "1" if self.use_proxy else "0",
         }
+        if self.sentinel_ports:
+            env["RCPROXY_SENTINEL_PORTS"] = ",".join(str(p) for p in self.sentinel_ports)
+            env["RCPROXY_SENTINEL_MASTER"] = SENTINEL_MASTER
+        return env
 
     def __enter__(self):
         return self.start()
@@ -457,11 +616,18 @@ def _parse(argv):
         argv, cmd = argv[:i], argv[i + 1:]
     ap = argparse.ArgumentParser(
         prog="topology.py",
-        description="Start a Redis leader + replicas + rcproxy on 127.0.0.1. Without a "
-                    "command: run in the foreground until Ctrl-C/SIGTERM. With `-- CMD...`: "
-                    "run CMD ({port}, {leader}, {replicas} substituted; RCPROXY_PORT etc. in "
-                    "its environment), stop everything, exit with CMD's status.")
+        description="Start a Redis leader + replicas (+ sentinels) + rcproxy on 127.0.0.1. "
+                    "Without a command: run in the foreground until Ctrl-C/SIGTERM. With "
+                    "`-- CMD...`: run CMD ({port}, {leader}, {replicas} substituted; "
+                    "RCPROXY_PORT etc. in its environment), stop everything, exit with CMD's "
+                    "status.")
     ap.add_argument("--replicas", type=int, default=2, help="number of replicas (default 2)")
+    ap.add_argument("--sentinels", type=int, default=0,
+                    help="number of Redis Sentinels monitoring the leader as '%s'; rcproxy "
+                         "then follows them instead of a fixed leader (default 0)"
+                         % SENTINEL_MASTER)
+    ap.add_argument("--sentinel-port", type=int, action="append", default=[],
+                    help="sentinel port, repeatable (default: free ones)")
     ap.add_argument("--leader-port", type=int, help="leader port (default: a free one)")
     ap.add_argument("--replica-port", type=int, action="append", default=[],
                     help="replica port, repeatable (default: free ones)")
@@ -479,19 +645,60 @@ def _parse(argv):
     ap.add_argument("--keep", action="store_true", help="keep the scratch dir")
     ap.add_argument("--env-file", help="write the ports as shell assignments to this file")
     ap.add_argument("--message", default="",
-                    help="text printed when ready; {port}, {leader}, {replicas} substituted")
+                    help="text printed when ready; {port}, {leader}, {leader_pid}, {replicas}, "
+                         "{sentinels}, {sentinel} (the first one) and {master} substituted")
     ap.add_argument("--timeout", type=float, default=0,
                     help="stop after this many seconds (0 = never; with a command: kill it)")
     a = ap.parse_args(argv)
     if a.replicas < 0 or a.replicas > 16:
         ap.error("--replicas must be 0..16")
+    if a.sentinels < 0 or a.sentinels > 9:
+        ap.error("--sentinels must be 0..9")
+    if a.sentinel_port and not a.sentinels:
+        ap.error("--sentinel-port needs --sentinels N")
     return a, cmd
 
 
 def _subst(s, topo):
     return (s.replace("{port}", str(topo.proxy_port))
              .replace("{leader}", str(topo.leader_port))
-             .replace("{replicas}", ",".join(str(p) for p in topo.replica_ports)))
+             .replace("{leader_pid}", str(topo.leader_pid))
+             .replace("{replicas}", ",".join(str(p) for p in topo.replica_ports))
+             .replace("{sentinels}", ",".join(str(p) for p in topo.sentinel_ports))
+             .replace("{sentinel}", str(topo.sentinel_ports[0]) if topo.sentinel_ports else "")
+             .replace("{master}", SENTINEL_MASTER))
+
+
+def _watch(topo, state):
+    """One look at the running topology in the foreground mode.  Returns
+    True when it should stop.  Without sentinels any process exiting stops
+    everything.  With sentinels, a redis-server or sentinel that exits is
+    only reported (the point is to watch a failover), rcproxy exiting stops,
+    and a change of the leader the sentinels name is reported (checked about
+    once a second; state carries what was seen between calls)."""
+    seen = state.setdefault("dead", set())
+    stop = False
+    for p in topo.procs:
+        if p.alive() or p.pid in seen:
+            continue
+        seen.add(p.pid)
+        if topo.sentinel_ports and p is not topo.proxy_proc:
+            print("topology: %s (pid %d) exited (status %s); rcproxy and the sentinels "
+                  "carry on" % (p.name, p.pid, p.popen.returncode), file=sys.stderr, flush=True)
+            continue
+        print("topology: %s exited (status %s); stopping\n%s"
+              % (p.name, p.popen.returncode, p.log_tail()), file=sys.stderr, flush=True)
+        stop = True
+    now = time.monotonic()
+    if topo.sentinel_ports and not stop and now >= state.get("next_poll", 0):
+        state["next_poll"] = now + 1.0
+        leader = topo.current_leader(timeout=0.5)
+        if leader is not None and leader != state.setdefault("leader", topo.leader_port):
+            print("topology: the sentinels now name 127.0.0.1:%d as the leader of '%s' "
+                  "(was %d)" % (leader, SENTINEL_MASTER, state["leader"]),
+                  file=sys.stderr, flush=True)
+            state["leader"] = leader
+    return stop
 
 
 def main(argv=None):
@@ -500,7 +707,8 @@ def main(argv=None):
     topo = Topology(replicas=a.replicas, leader_port=a.leader_port,
                     replica_ports=a.replica_port, proxy_port=a.proxy_port, prefer=a.prefer,
                     proxy=not a.no_proxy, rcproxy=a.rcproxy, proxy_args=a.proxy_arg,
-                    keep=a.keep, proxy_output=a.proxy_output)
+                    keep=a.keep, proxy_output=a.proxy_output, sentinels=a.sentinels,
+                    sentinel_ports=a.sentinel_port)
     rc = 0
     child = None
     try:
@@ -531,15 +739,11 @@ def main(argv=None):
             if not a.message:
                 print("topology ready: rcproxy on 127.0.0.1:%d; Ctrl-C stops everything"
                       % topo.proxy_port, flush=True)
+            state = {}
             while True:
                 if deadline and time.monotonic() >= deadline:
                     break
-                dead = [p for p in topo.procs if not p.alive()]
-                if dead:
-                    for p in dead:
-                        print("topology: %s exited (status %s); stopping\n%s"
-                              % (p.name, p.popen.returncode, p.log_tail()),
-                              file=sys.stderr, flush=True)
+                if _watch(topo, state):
                     rc = 1
                     break
                 time.sleep(0.2)
