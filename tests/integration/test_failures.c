@@ -581,3 +581,55 @@ IT_TEST(failures, pipeline_links_killed, 60)
     it_expect_int(c, PHASE1 + t.ints + 1, "INCR ctr");
     redisFree(c);
 }
+
+/* A client that sends requests and never reads the replies is cut off at
+ * client-output-buffer-limit (here 1 MB hard) instead of being buffered
+ * without bound; everyone else keeps being served. */
+IT_TEST(failures, slow_consumer_cut_off, 60)
+{
+    IT_SKIP_IF_DIRECT();
+    it_opts o = { .replicas = 0,
+                  .proxy_args = { "--client-output-buffer-limit", "normal", "1mb", "0", "0", NULL } };
+    it_start(&o);
+    redisContext *c = it_connect();
+    char *big = malloc(100 * 1024);
+    cr_assert_not_null(big);
+    memset(big, 'x', 100 * 1024);
+    it_ok(c, "SET big %b", big, (size_t)(100 * 1024));
+    free(big);
+
+    char base[32] = "";
+    char *info0 = it_try_info(c, "rcproxy");
+    cr_assert(info0 && it_info_value(info0, "connected_clients", base, sizeof base));
+    free(info0);
+
+    /* 300 GETs of 100 KB = 30 MB of replies, none of them read */
+    int fd = it_raw_connect(it_client_port());
+    cr_assert(fd >= 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    static const char get[] = "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n";
+    for (int i = 0; i < 300; i++) cr_assert(it_raw_send(fd, get, sizeof get - 1));
+
+    /* rcproxy drops it: back to the clients connected before */
+    char n[32] = "";
+    long long deadline = it_now_ms() + 10000;
+    for (;;) {
+        char *info = it_try_info(c, "rcproxy");
+        cr_assert_not_null(info, "INFO rcproxy failed");
+        bool got = it_info_value(info, "connected_clients", n, sizeof n);
+        free(info);
+        if (got && strcmp(n, base) == 0)
+            break;
+        cr_assert(it_now_ms() < deadline,
+                  "the slow consumer was not disconnected (connected_clients:%s, before it:%s)",
+                  n, base);
+        it_sleep_ms(50);
+    }
+    close(fd);
+
+    /* the others are fine */
+    it_expect_status(c, "PONG", "PING");
+    it_ok(c, "SET after %s", "ok");
+    redisFree(c);
+}
