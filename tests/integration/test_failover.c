@@ -757,7 +757,8 @@ IT_TEST(failover, sentinel_harness, 90)
     it_server *added = it_add_replica(false);
     bool listed = false;
     bool synced_when_listed = true;
-    while (!listed && it_now_ms() - t0 < 15000) {
+    /* Sentinel learns replicas from the master's INFO, refreshed every 10 s */
+    while (!listed && it_now_ms() - t0 < 30000) {
         listed = it_sentinel_replica_flags(0, added->port, flags, sizeof flags);
         if (listed)
             synced_when_listed = replica_synced(added->port, desc, sizeof desc);
@@ -767,7 +768,7 @@ IT_TEST(failover, sentinel_harness, 90)
     fprintf(stderr, "failover[harness]: added replica %d listed by Sentinel after %lld ms "
             "(flags %s; %s)\n", added->port, it_now_ms() - t0, listed ? flags : "-",
             listed ? desc : "-");
-    cr_assert(listed, "Sentinel did not list the added replica %d within 15 s", added->port);
+    cr_assert(listed, "Sentinel did not list the added replica %d within 30 s", added->port);
     cr_assert(!synced_when_listed, "the added replica %d was already synced when Sentinel "
               "listed it (%s): the held-back sync does not hold", added->port, desc);
 }
