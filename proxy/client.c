@@ -112,8 +112,11 @@ void px_client_mark_dirty(px_client *c)
 {
     if (c->dirty || c->closing) return;
     c->dirty = 1;
-    c->next_dirty = c->ctx->dirty_clients;
-    c->ctx->dirty_clients = c;
+    /* first come, first written: replies go out in the order they arrived */
+    c->next_dirty = NULL;
+    if (c->ctx->dirty_clients_tail) c->ctx->dirty_clients_tail->next_dirty = c;
+    else c->ctx->dirty_clients = c;
+    c->ctx->dirty_clients_tail = c;
 }
 
 /* ---- the ordered reply queue --------------------------------------------- */
@@ -432,6 +435,7 @@ void px_clients_flush(px_ctx *ctx)
     while (ctx->dirty_clients) {
         px_client *c = ctx->dirty_clients;
         ctx->dirty_clients = c->next_dirty;
+        if (!ctx->dirty_clients) ctx->dirty_clients_tail = NULL;
         c->dirty = 0;
         if (c->closing) continue;
         if (c->stalled && c->pending == 0) {
@@ -502,9 +506,11 @@ void px_clients_reap(px_ctx *ctx)
         px_client *c = ctx->closing_clients;
         ctx->closing_clients = c->next_closing;
         /* unlink from the dirty list if present */
-        for (px_client **pp = &ctx->dirty_clients; *pp; pp = &(*pp)->next_dirty)
+        px_client *prev = NULL;
+        for (px_client **pp = &ctx->dirty_clients; *pp; prev = *pp, pp = &(*pp)->next_dirty)
             if (*pp == c) {
                 *pp = c->next_dirty;
+                if (ctx->dirty_clients_tail == c) ctx->dirty_clients_tail = prev;
                 break;
             }
         client_free(c);

@@ -235,7 +235,7 @@ struct px_ctx {
     ev_signal sighup;
     unsigned next_replica;   /* round robin of new readers over replicas */
     px_client *clients;
-    px_client *dirty_clients;
+    px_client *dirty_clients, *dirty_clients_tail;  /* FIFO */
     px_client *closing_clients;
     px_link *dirty_links;
     px_link *dead_links;     /* closed dedicated links, freed by the loop */

@@ -51,15 +51,17 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-/* Before the loop blocks: run parked clients, then write everything queued
- * this turn -- one write per link and per client however many requests. */
+/* Before the loop blocks: write everything queued this turn -- one write
+ * per link and per client however many requests -- and run parked clients. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)loop; (void)revents;
     px_ctx *ctx = w->data;
     ctx->turn++;
-    px_clients_flush(ctx);
+    /* requests first: Redis works on them while the replies go out to clients */
     px_links_flush(ctx);
+    px_clients_flush(ctx);
+    px_links_flush(ctx);   /* what resumed clients queued */
     px_clients_reap(ctx);
     px_links_reap(ctx);
 }
