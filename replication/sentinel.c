@@ -43,6 +43,7 @@
  * Sync part (repl_sentinel_query_sync): the same questions over hiredis's
  * blocking API, each sentinel bounded by the caller's timeout. */
 #include "replication/sentinel.h"
+#include "replication/health.h"   /* repl_now_ms */
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -79,12 +80,6 @@ static const char *const sent_channels[] = {
 
 /* ------------------------------------------------------------------------ */
 /* small helpers                                                             */
-
-static long long sent_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void *xcalloc(size_t n, size_t size) {
     void *p = calloc(n, size);
@@ -471,7 +466,7 @@ static int attempt_start(repl_sentinel *s, int i) {
 
     q->seq = (q->seq + 1) & SEQ_MASK;
     if (node->cmd == NULL) {
-        long long now = sent_now_ms();
+        long long now = repl_now_ms();
         if (node->cmd_tried_ms != 0 && now - node->cmd_tried_ms < SENT_RECONNECT_MS)
             return -1;
         node->cmd_tried_ms = now;
@@ -826,7 +821,7 @@ static void sub_on_disconnect(const redisAsyncContext *cac, int status) {
 
 /* Open node's pub/sub link if it is down and the reconnect rate allows. */
 static void sub_ensure(repl_sentinel *s, sent_node *node) {
-    long long now = sent_now_ms();
+    long long now = repl_now_ms();
     if (node->sub != NULL ||
         (node->sub_tried_ms != 0 && now - node->sub_tried_ms < SENT_RECONNECT_MS))
         return;
@@ -946,7 +941,7 @@ void repl_sentinel_free(repl_sentinel *s) {
  * carries the password). */
 static redisReply *sync_command(redisContext *c, long long deadline_ms, const char *label,
                                 int argc, const char **argv, char *err, size_t errlen) {
-    long long left = deadline_ms - sent_now_ms();
+    long long left = deadline_ms - repl_now_ms();
     struct timeval tv;
     redisReply *r;
     if (left <= 0) {
@@ -968,7 +963,7 @@ static redisReply *sync_command(redisContext *c, long long deadline_ms, const ch
  * NULL with a reason. */
 static redisContext *sync_connect(const conf_addr *a, const char *password, int strict_auth,
                                   long long deadline_ms, char *err, size_t errlen) {
-    long long left = deadline_ms - sent_now_ms();
+    long long left = deadline_ms - repl_now_ms();
     struct timeval tv;
     redisContext *c;
     const char *auth_argv[2] = {"AUTH", password};
@@ -1012,7 +1007,7 @@ fail:
 static int sync_ask(const conf_addr *sentinel, const char *name, const char *password,
                     const char *leader_password,
                     int timeout_ms, repl_sentinel_view *v, char *err, size_t errlen) {
-    long long deadline = sent_now_ms() + timeout_ms;
+    long long deadline = repl_now_ms() + timeout_ms;
     const char *master_argv[] = {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", name};
     const char *replicas_argv[] = {"SENTINEL", "REPLICAS", name};
     const char *role_argv[] = {"ROLE"};
