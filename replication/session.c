@@ -219,7 +219,13 @@ void repl_session_wrote(px_client *c, px_link *l, px_pending *p)
 {
     px_ctx *ctx = c->ctx;
     c->w_link = l;
-    c->w_seq = want_role_after(l);
+    /* The ROLE that tells the write's offset is only worth sending when
+     * replica reads depend on it; otherwise the next ROLE on l (or the one
+     * RCPROXY TOKEN sends) resolves it, and reads meanwhile go behind the
+     * write on l. */
+    int needed = ctx->nbackends > 1 &&
+                 (c->consistency == CONF_READ_RYW || c->consistency == CONF_READ_MONOTONIC);
+    c->w_seq = needed ? want_role_after(l) : l->role_sent + 1;
     int replicas = ctx->nbackends - 1;
     if (c->write_ack == CONF_ACK_ASYNC || replicas <= 0) return;
     int need = c->write_ack == CONF_ACK_SYNC ? replicas : 1;
