@@ -90,9 +90,6 @@ px_client *px_client_new(px_ctx *ctx, int fd)
     repl_session_init(c);
     c->authenticated = ctx->cfg.requirepass[0] == 0;
     c->created = c->last_active = ev_now(ctx->loop);
-    resp_req_init(&c->parser);
-    c->parser.max_bulk_len = ctx->cfg.proto_max_bulk_len;
-    c->parser.unauthenticated = !c->authenticated;
 
 
     ev_io_init(&c->rio, client_on_read, fd, EV_READ);
@@ -288,13 +285,27 @@ static void client_protocol_error(px_client *c)
 {
     px_ctx *ctx = c->ctx;
     px_buf *out = px_client_reply(c);
-    px_buf_add_errorf(out, "ERR %s", c->parser.err);
+    px_buf_add_errorf(out, "ERR %s", c->parser->err);
     ctx->protocol_errors++;
     char ab[64];
-    px_verbose("Protocol error (%s) from client id=%llu addr=%s", c->parser.err,
+    px_verbose("Protocol error (%s) from client id=%llu addr=%s", c->parser->err,
                (unsigned long long)c->id, px_client_addr(c, 0, ab, sizeof ab));
     c->close_after_reply = 1;
     client_set_reading(c, 0);
+}
+
+/* The request parser, made when the client first sends something (idle
+ * clients hold none: see px_clients_cron). */
+static resp_req_parser *client_parser(px_client *c)
+{
+    if (!c->parser) {
+        c->parser = malloc(sizeof *c->parser);
+        if (!c->parser) abort();
+        resp_req_init(c->parser);
+        c->parser->max_bulk_len = c->ctx->cfg.proto_max_bulk_len;
+        c->parser->unauthenticated = !c->authenticated;
+    }
+    return c->parser;
 }
 
 /* Parse and dispatch every complete request in c->in, stopping when the
@@ -303,19 +314,19 @@ static void client_process_input(px_client *c)
 {
     while (!c->stalled && !c->closing && !c->close_after_reply && px_buf_unread(&c->in) > 0) {
         const char *start = px_buf_rptr(&c->in);
-        int rc = resp_req_parse(&c->parser, start, px_buf_unread(&c->in));
+        int rc = resp_req_parse(client_parser(c), start, px_buf_unread(&c->in));
         if (rc == RESP_AGAIN) break;
         if (rc == RESP_ERR) {
             client_protocol_error(c);
             break;
         }
-        if (c->parser.argc > 0) {
+        if (c->parser->argc > 0) {
             if (px_dispatch(c, start) == PX_STALL) {
                 c->stalled = 1;
                 break;   /* not consumed: parsed again when resumed */
             }
         }
-        c->in.rpos += c->parser.req_len;
+        c->in.rpos += c->parser->req_len;
     }
     if (c->in.rpos == c->in.len) {
         /* keep the buffer while the client is busy: px_clients_cron frees it
@@ -493,7 +504,10 @@ static void client_free(px_client *c)
     ctx->connected_clients--;
     px_buf_release(&c->in);
     px_buf_release(&c->out);
-    resp_req_free(&c->parser);
+    if (c->parser) {
+        resp_req_free(c->parser);
+        free(c->parser);
+    }
     free(c->name);
     free(c->lib_name);
     free(c->lib_ver);
@@ -533,7 +547,11 @@ void px_clients_cron(px_ctx *ctx)
         if (c->pending == 0 && now - c->last_active > CLIENT_IDLE_FREE) {
             if (c->in.cap && px_buf_unread(&c->in) == 0) px_buf_release(&c->in);
             if (c->out.cap && px_buf_unread(&c->out) == 0) px_buf_release(&c->out);
-            resp_req_shrink(&c->parser);
+            if (c->parser && px_buf_unread(&c->in) == 0) {
+                resp_req_free(c->parser);
+                free(c->parser);
+                c->parser = NULL;
+            }
         }
     }
 }

@@ -24,7 +24,7 @@
 
 const char *px_arg(const px_client *c, const char *buf, size_t i, size_t *len)
 {
-    return resp_req_arg(&c->parser, buf, i, len);
+    return resp_req_arg(c->parser, buf, i, len);
 }
 
 int px_arg_eq(const px_client *c, const char *buf, size_t i, const char *lit)
@@ -38,12 +38,12 @@ int px_arg_eq(const px_client *c, const char *buf, size_t i, const char *lit)
  * re-encoded into tmp if it came inline (backends get one canonical form). */
 static const char *request_bytes(px_client *c, const char *buf, px_buf *tmp, size_t *len)
 {
-    if (!c->parser.is_inline) {
-        *len = c->parser.req_len;
+    if (!c->parser->is_inline) {
+        *len = c->parser->req_len;
         return buf;
     }
-    px_buf_add_header(tmp, '*', (long long)c->parser.argc);
-    for (size_t i = 0; i < c->parser.argc; i++) {
+    px_buf_add_header(tmp, '*', (long long)c->parser->argc);
+    for (size_t i = 0; i < c->parser->argc; i++) {
         size_t alen;
         const char *a = px_arg(c, buf, i, &alen);
         px_buf_add_bulk(tmp, a, alen);
@@ -118,7 +118,7 @@ static px_link *pin_link(px_client *c, px_pin pin, px_link_kind kind)
 /* XREAD / XREADGROUP block only with a BLOCK argument. */
 static int has_block_arg(const px_client *c, const char *buf)
 {
-    for (size_t i = 1; i < c->parser.argc; i++) {
+    for (size_t i = 1; i < c->parser->argc; i++) {
         if (px_arg_eq(c, buf, i, "streams")) return 0;
         if (px_arg_eq(c, buf, i, "block")) return 1;
     }

@@ -85,7 +85,7 @@ static int check_auth(local_req *r, size_t user_i, size_t pass_i)
     if (!secret_eq(p, plen, pass)) ok = 0;
     if (ok) {
         c->authenticated = 1;
-        c->parser.unauthenticated = 0;
+        c->parser->unauthenticated = 0;
     }
     return ok;
 }
@@ -338,7 +338,7 @@ void px_local_reset_state(px_client *c)
     c->name = NULL;
     c->multi = c->watching = 0;
     c->authenticated = c->ctx->cfg.requirepass[0] == 0;
-    c->parser.unauthenticated = !c->authenticated;
+    c->parser->unauthenticated = !c->authenticated;
     repl_session_init(c);
 }
 
@@ -453,7 +453,7 @@ static void cmd_rcproxy(local_req *r)
 px_dispatch_result px_local_run(px_client *c, const char *buf, px_cmd_id id, const px_command *cmd)
 {
     (void)cmd;
-    local_req r = {c, buf, c->parser.argc, NULL};
+    local_req r = {c, buf, c->parser->argc, NULL};
     if (id == PX_ID_INFO) return cmd_info(&r);
     if (id == PX_ID_RCPROXY && r.argc == 2 && px_arg_eq(c, buf, 1, "token")) {
         char tok[128];

@@ -169,7 +169,7 @@ struct px_client {
     int fd;
     ev_io rio, wio;
     px_buf in;
-    resp_req_parser parser;
+    resp_req_parser *parser;  /* while the client is active; freed with its buffers when idle */
     px_buf out;
     px_slot *head, *tail;    /* requests awaiting replies, oldest first */
     uint32_t pending;
