@@ -189,6 +189,29 @@ Test(health_parse, master_info) {
     cr_assert_eq(st.master_port, 7);
 }
 
+/* After a failover the new leader names the history it came from: tokens of
+ * that history are honoured up to second_repl_offset (RCPROXY AFTER). */
+Test(health_parse, previous_replication_history) {
+    static const char text[] =
+        "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
+        "master_replid:1111111111111111111111111111111111111111\r\n"
+        "master_replid2:2222222222222222222222222222222222222222\r\n"
+        "master_repl_offset:5000\r\nsecond_repl_offset:4242\r\n";
+    repl_health_state st = sentinel_state();
+    parse_exact(text, strlen(text), &st);
+    cr_assert_str_eq(st.master_replid, "1111111111111111111111111111111111111111");
+    cr_assert_str_eq(st.master_replid2, "2222222222222222222222222222222222222222");
+    cr_assert_eq(st.second_repl_offset, 4242);
+    cr_assert_eq(st.repl_offset, 5000);
+
+    /* a node that was never promoted: replid2 all zeros, second offset -1 */
+    static const char fresh[] =
+        "role:master\r\nmaster_replid2:0000000000000000000000000000000000000000\r\n"
+        "second_repl_offset:-1\r\n";
+    parse_exact(fresh, strlen(fresh), &st);
+    cr_assert_eq(st.second_repl_offset, -1);
+}
+
 Test(health_parse, replica_info) {
     repl_health_state st = sentinel_state();
     parse_exact(INFO_REPLICA, strlen(INFO_REPLICA), &st);
