@@ -578,7 +578,7 @@ void px_link_release(px_link *l)
 {
     px_backend *b = l->backend;
     l->owner = NULL;
-    if (l->kind == PX_LINK_DEDICATED && l->state == PX_LINK_UP && l->fifo_count == 0 &&
+    if (l->kind == PX_LINK_DEDICATED && l->state == PX_LINK_UP && l->fifo_count == 0 && !b->retired &&
         b->nidle < IDLE_POOL_MAX && !l->ctx->shutting_down) {
         l->next_idle = b->idle;
         b->idle = l;
