@@ -119,15 +119,13 @@ static void link_send_select(px_link *l, int db)
 
 px_pending *px_link_send(px_link *l, px_slot *slot, const char *bytes, size_t len, int db, int readonly)
 {
-    static px_pending untracked;   /* pub/sub requests have no FIFO entry */
     if (l->db != db) link_send_select(l, db);
     if (l->fifo_count == 0) l->last_progress = ev_now(l->ctx->loop);
     l->backend->requests++;
-    if (!slot && l->kind == PX_LINK_PUBSUB) {
+    if (!slot && l->kind == PX_LINK_PUBSUB) {   /* replies passed through: no FIFO entry */
         px_buf_append(&l->out, bytes, len);
         px_link_mark_dirty(l);
-        memset(&untracked, 0, sizeof untracked);
-        return &untracked;
+        return NULL;
     }
     px_pending *p = px_link_send_raw(l, bytes, len, PX_PEND_REQUEST);
     p->slot = slot;
@@ -151,7 +149,7 @@ static void link_settle(px_link *l, px_pending *p, int sent, const char *why)
         size_t off = (size_t)(p->start - l->out_base);
         if (repl_session_send_read(ctx, s->client, s, l->out.data + off, p->len, p->db, l->backend,
                                    p->first_sent, p->tries + 1) < 0)
-            repl_session_read_stale(ctx, s, l->out.data + off, p->len, p->db, p->first_sent);
+            repl_session_park_read(ctx, s, l->out.data + off, p->len, p->db, p->first_sent);
         l->backend->retries++;
         return;
     }
@@ -209,9 +207,9 @@ void px_link_fail(px_link *l, const char *why)
     px_client *owner = l->owner;
     if (l->kind == PX_LINK_SHARED) {
         b->link_down_ms = repl_now_ms();
-        if (b->role == PX_ROLE_REPLICA && b->in_rotation) {
+        if (b->role == PX_ROLE_REPLICA && b->rotation_logged) {
             /* back only when a health poll of the new link says it is in sync */
-            b->in_rotation = 0;
+            b->rotation_logged = 0;
             px_notice("Replica %s is out of read rotation: %s", b->name, why);
         }
         if (!b->link_failed) {
@@ -447,7 +445,7 @@ static int link_on_reply(px_link *l, const char *p, size_t n)
         if (!repl_session_read_fresh(l, &pend) && pend.slot->client) {
             /* the replica had not caught up when the read ran: try again */
             size_t off = (size_t)(pend.start - l->out_base);
-            repl_session_read_stale(ctx, pend.slot, l->out.data + off, pend.len, pend.db, pend.first_sent);
+            repl_session_park_read(ctx, pend.slot, l->out.data + off, pend.len, pend.db, pend.first_sent);
         } else if (pend.hold && l->scan.type != '-') {
             repl_session_hold(l, pend.slot, p, n, pend.need);
         } else {
@@ -653,7 +651,7 @@ void px_backend_retire(px_backend *b, const char *why)
         repl_health_free(b->health);
         b->health = NULL;
     }
-    b->in_rotation = 0;
+    b->rotation_logged = 0;
     b->hs.reachable = 0;
     for (int i = 0; i < b->nlinks; i++)
         if (b->shared[i]->state != PX_LINK_CLOSED || b->shared[i]->fifo_count) px_link_fail(b->shared[i], why);
@@ -705,7 +703,7 @@ int px_backend_usable(const px_backend *b, const char **reason)
         if (reason) *reason = b->link_error[0] ? b->link_error : "link down";
         return 0;
     }
-    if (b->hs.failures > 0 && !b->hs.reachable && b->hs.polls + b->hs.failures > 0) {
+    if (b->hs.failures > 0 && !b->hs.reachable) {
         if (reason) *reason = b->hs.last_error[0] ? b->hs.last_error : "health check failing";
         return 0;
     }

@@ -46,7 +46,7 @@ void px_link_release(px_link *l);
  * links, whose replies are passed through).  A SELECT is inserted first when
  * l is not in db.  readonly: the request may be resent elsewhere if l
  * fails.  Returns its FIFO entry for the caller to annotate (valid until
- * the next request is queued on l). */
+ * the next request is queued on l), or NULL on a pub/sub link. */
 px_pending *px_link_send(px_link *l, px_slot *slot, const char *bytes, size_t len, int db, int readonly);
 /* Queue the proxy's own command (ROLE, WAIT, ...) of the given kind. */
 px_pending *px_link_send_raw(px_link *l, const char *bytes, size_t len, px_pending_kind kind);

@@ -144,13 +144,13 @@ px_slot *px_client_slot(px_client *c, px_slot_kind kind)
 
 static void slot_free(px_ctx *ctx, px_slot *s)
 {
-    if (s->reply.cap > 16 * 1024 || ctx->nfree_slots >= SLOT_POOL_MAX) px_buf_release(&s->reply);
-    s->reply.rpos = s->reply.len = 0;
     if (ctx->nfree_slots >= SLOT_POOL_MAX) {
         px_buf_release(&s->reply);
         free(s);
         return;
     }
+    if (s->reply.cap > 16 * 1024) px_buf_release(&s->reply);
+    s->reply.rpos = s->reply.len = 0;
     s->client = NULL;
     s->next = ctx->free_slots;
     ctx->free_slots = s;
@@ -193,19 +193,25 @@ static void emit(px_client *c, px_slot *s, const char *bytes, size_t len)
 
 /* Pop answered slots from the head into the output, then react to the
  * queue draining (resume stalled input, release a blocking link). */
+/* Answer the head slot s with its reply: pop it, write the reply out,
+ * release a transaction link the reply ends, and recycle s. */
+static void pop_head(px_client *c, px_slot *s, const char *bytes, size_t len)
+{
+    c->head = s->next;
+    if (!c->head) c->tail = NULL;
+    c->pending--;
+    emit(c, s, bytes, len);
+    if (s->kind == PX_SLOT_UNPIN && c->pin == PX_PIN_TX && !c->multi && !c->watching &&
+        c->pinned && c->pinned->fifo_count == 0)
+        px_client_unpin(c, 1);
+    slot_free(c->ctx, s);
+}
+
 static void client_drain_head(px_client *c)
 {
-    px_ctx *ctx = c->ctx;
     while (c->head && c->head->done) {
         px_slot *s = c->head;
-        c->head = s->next;
-        if (!c->head) c->tail = NULL;
-        c->pending--;
-        emit(c, s, px_buf_rptr(&s->reply), px_buf_unread(&s->reply));
-        if (s->kind == PX_SLOT_UNPIN && c->pin == PX_PIN_TX && !c->multi && !c->watching &&
-            c->pinned && c->pinned->fifo_count == 0)
-            px_client_unpin(c, 1);
-        slot_free(ctx, s);
+        pop_head(c, s, px_buf_rptr(&s->reply), px_buf_unread(&s->reply));
     }
     px_client_mark_dirty(c);
     if (c->pending == 0 && c->pin == PX_PIN_BLOCK) px_client_unpin(c, 1);
@@ -219,14 +225,7 @@ void px_slot_deliver(px_ctx *ctx, px_slot *s, const char *bytes, size_t len)
         return;
     }
     if (c->head == s) {
-        c->head = s->next;
-        if (!c->head) c->tail = NULL;
-        c->pending--;
-        emit(c, s, bytes, len);
-        if (s->kind == PX_SLOT_UNPIN && c->pin == PX_PIN_TX && !c->multi && !c->watching &&
-            c->pinned && c->pinned->fifo_count == 0)
-            px_client_unpin(c, 1);
-        slot_free(ctx, s);
+        pop_head(c, s, bytes, len);
         client_drain_head(c);
         return;
     }

@@ -7,7 +7,7 @@
  *            ├─ MULTI/WATCH ─┐
  *            ├─ SUBSCRIBE ───┼─ wait until earlier replies are out, then
  *            ├─ blocking ────┘  a link of its own to the leader
- *            ├─ readonly ─────────────────────────── strategy->route_read
+ *            ├─ readonly ─────────────────────────── the session's level (session.c)
  *            └─ everything else ──────────────────── strategy->route_write
  */
 #include "proxy/dispatch.h"
@@ -71,7 +71,7 @@ static void forward_read(px_client *c, const char *buf)
     size_t len;
     const char *bytes = request_bytes(c, buf, &tmp, &len);
     if (repl_session_send_read(c->ctx, c, slot, bytes, len, c->db, NULL, 0, 0) < 0)
-        repl_session_read_stale(c->ctx, slot, bytes, len, c->db, 0);   /* waits for a backend */
+        repl_session_park_read(c->ctx, slot, bytes, len, c->db, 0);   /* waits for a backend */
     px_buf_release(&tmp);
 }
 
@@ -154,7 +154,7 @@ static px_dispatch_result dispatch_pinned(px_client *c, const char *buf, px_cmd_
     default: break;
     }
     px_pending *p = px_forward(c, buf, c->pinned, kind, 0);
-    if (id == PX_ID_EXEC && p->slot) p->slot->wrote_elsewhere = 1;
+    if (id == PX_ID_EXEC) p->slot->wrote_elsewhere = 1;   /* a TX link: always tracked */
     return PX_DONE;
 }
 

@@ -17,7 +17,8 @@ px_dispatch_result px_dispatch(px_client *c, const char *buf);
 
 /* Forward the current request of c (bytes as received, or re-encoded if it
  * was inline) on link l with a new slot of the given kind (slot-less when
- * l is a pub/sub link).  Returns its FIFO entry (see px_link_send). */
+ * l is a pub/sub link).  Returns its FIFO entry, NULL on a pub/sub link
+ * (see px_link_send). */
 px_pending *px_forward(px_client *c, const char *buf, px_link *l, px_slot_kind kind, int readonly);
 
 /* Helpers shared with local.c */

@@ -144,7 +144,8 @@ struct px_backend {
     int nidle;
     repl_health *health;
     repl_health_state hs;    /* copy of the last poll */
-    int in_rotation;         /* replica: gets reads */
+    int rotation_logged;     /* replica: in read rotation at the last log line (the live
+                              * answer is repl_leader_replica_ok) */
     long long known_offset;  /* latest replication offset seen (ROLE replies, health polls), -1 none */
     int link_failed;         /* the last data-link attempt failed (connect error/reset) */
     long long link_down_ms;  /* when a data link last failed (repl_now_ms), 0 never */
@@ -206,12 +207,10 @@ struct px_client {
     px_client *next_closing;
 };
 
-/* The replication strategy's routing hooks (mode leader now, quorum later). */
+/* The replication strategy's hooks (mode leader now, quorum later).  Reads
+ * are routed by the session layer (replication/session.c). */
 typedef struct px_strategy {
     const char *name;
-    /* Backend for a read-only request of c, excluding `avoid` (may be NULL);
-     * NULL if nothing can serve it. */
-    px_backend *(*route_read)(px_ctx *ctx, px_client *c, px_backend *avoid);
     /* Backend for writes and commands of unknown effect; NULL if none is up. */
     px_backend *(*route_write)(px_ctx *ctx, px_client *c);
     /* A health poll of b produced st. */

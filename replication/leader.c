@@ -1,11 +1,11 @@
-/* leader.c -- routing for mode leader.
+/* leader.c -- mode leader: where writes go, which replicas may serve reads,
+ * and changes of membership.  Which replica serves a given read is decided by
+ * the session's consistency level in replication/session.c.
  *
  * A replica is in read rotation while its last health poll says: reachable,
- * not loading, role slave, master_link_status up, no sync in progress, and
- * its data link has not failed.  A client keeps reading from the same
- * replica while that replica stays in rotation (cursor-based commands such as
- * SCAN stay consistent, and a session's reads do not jump between replicas);
- * new clients are spread round robin. */
+ * polled since its data link last came back, not loading, role slave,
+ * master_link_status up (unless the leader is down too), no sync in progress,
+ * and within replica-max-lag. */
 #include "replication/leader.h"
 
 #include <stdlib.h>
@@ -41,31 +41,6 @@ static px_backend *route_write(px_ctx *ctx, px_client *c)
     return px_backend_usable(leader, NULL) ? leader : NULL;
 }
 
-static int serving(const px_backend *b, const px_backend *avoid)
-{
-    return b != avoid && repl_leader_replica_ok(b, NULL);
-}
-
-static px_backend *route_read(px_ctx *ctx, px_client *c, px_backend *avoid)
-{
-    if (c->read_backend > 0 && c->read_backend < ctx->nbackends) {
-        px_backend *b = ctx->backends[c->read_backend];
-        if (serving(b, avoid)) return b;
-    }
-    unsigned n = (unsigned)ctx->nbackends - 1;
-    for (unsigned i = 0; i < n; i++) {
-        px_backend *b = ctx->backends[1 + (ctx->next_replica + i) % n];
-        if (serving(b, avoid)) {
-            ctx->next_replica = (ctx->next_replica + i + 1) % n;
-            c->read_backend = b->index;
-            return b;
-        }
-    }
-    px_backend *leader = ctx->backends[0];
-    if (leader != avoid && px_backend_usable(leader, NULL)) return leader;
-    return NULL;
-}
-
 static void on_health(px_ctx *ctx, px_backend *b, const repl_health_state *st)
 {
     (void)ctx;
@@ -73,23 +48,23 @@ static void on_health(px_ctx *ctx, px_backend *b, const repl_health_state *st)
     b->hs = *st;
     if (st->reachable && st->repl_offset >= 0) b->known_offset = st->repl_offset;
     if (b->role == PX_ROLE_LEADER) {
-        if (was_reachable != st->reachable)
-            px_notice("Leader %s is %s%s%s", b->name, st->reachable ? "reachable" : "unreachable: ",
-                      st->reachable ? "" : st->last_error, "");
+        if (was_reachable != st->reachable) {
+            if (st->reachable) px_notice("Leader %s is reachable", b->name);
+            else px_notice("Leader %s is unreachable: %s", b->name, st->last_error);
+        }
         return;
     }
     const char *why = NULL;
     int ok = repl_leader_replica_ok(b, &why);
-    if (ok != b->in_rotation) {
+    if (ok != b->rotation_logged) {
         if (ok) px_notice("Replica %s is in read rotation", b->name);
         else px_notice("Replica %s is out of read rotation: %s", b->name, why);
-        b->in_rotation = ok;
+        b->rotation_logged = ok;
     }
 }
 
 const px_strategy repl_leader_strategy = {
     .name = "leader",
-    .route_read = route_read,
     .route_write = route_write,
     .on_health = on_health,
 };
@@ -164,7 +139,7 @@ int repl_leader_set_topology(px_ctx *ctx, const conf_addr *leader, const conf_ad
         px_notice("Writes now go to leader %s (%s)", next[0]->name, reason);
     for (int i = 0; i < n; i++) {
         next[i]->index = i;
-        next[i]->in_rotation = 0;               /* back after a health poll says so */
+        next[i]->rotation_logged = 0;           /* logged again after a health poll */
     }
     free(ctx->backends);
     ctx->backends = next;

@@ -439,7 +439,7 @@ static void parked_retry(struct ev_loop *loop, ev_timer *w, int revents)
     if (!ctx->parked) ev_timer_stop(ctx->loop, &ctx->parked_timer);
 }
 
-void repl_session_read_stale(px_ctx *ctx, px_slot *s, const char *req, size_t len, int db,
+void repl_session_park_read(px_ctx *ctx, px_slot *s, const char *req, size_t len, int db,
                              double first_sent)
 {
     repl_parked *pk = calloc(1, sizeof *pk);

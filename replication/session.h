@@ -45,7 +45,7 @@ int repl_session_read_fresh(const px_link *l, const px_pending *p);
 /* Its check failed, or nothing could serve it: park it and try again
  * every few ms (on the leader after ryw-wait-timeout; failed with an error
  * after backend-connect-timeout without any backend).  req is copied. */
-void repl_session_read_stale(px_ctx *ctx, px_slot *s, const char *req, size_t len, int db,
+void repl_session_park_read(px_ctx *ctx, px_slot *s, const char *req, size_t len, int db,
                              double first_sent);
 void repl_session_on_role(px_link *l, const px_pending *p, const char *reply, size_t len);
 /* A held write reply arrived: keep it until the WAIT after it answers. */
