@@ -11,6 +11,8 @@
 #include "replication/health.h"
 
 #include <criterion/criterion.h>
+
+#include "tests/support/ts.h"
 #include <dirent.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -418,21 +420,6 @@ static char tmpdir[64];
 static test_server servers[MAX_SERVERS];
 static int nservers;
 
-static int free_port(void) {
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    if (fd < 0)
-        return -1;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
 
 static void server_exec(const test_server *s) {
     char port[16], log[128], db[64];
@@ -506,7 +493,7 @@ static test_server *server_start(const char *password, const char *const *extra)
     cr_assert(nservers < MAX_SERVERS);
     test_server *s = &servers[nservers++];
     memset(s, 0, sizeof *s);
-    s->port = free_port();
+    s->port = ts_free_port();
     cr_assert(s->port > 0);
     s->password = password;
     if (password != NULL) {
@@ -540,19 +527,7 @@ static void live_init(void) {
 static void live_fini(void) {
     for (int i = 0; i < nservers; i++)
         server_kill(&servers[i]);
-    DIR *d = opendir(tmpdir);
-    if (d != NULL) {
-        struct dirent *e;
-        char path[512];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(tmpdir);
+    ts_remove_dir(tmpdir);
 }
 
 /* Last step of every live test: in sanitizer builds a leak fails the test
@@ -584,62 +559,10 @@ static redisReply *sync_command(int port, const char *password, const char *cmd)
 /* ------------------------------------------------------------------------ */
 /* loop helpers                                                              */
 
-typedef int cond_fn(void *arg);
 
-typedef struct {
-    cond_fn *cond;
-    void *arg;
-    long long deadline;
-    int met;
-} waiter;
 
-static void waiter_tick(struct ev_loop *loop, ev_timer *w, int revents) {
-    waiter *wt = w->data;
-    (void)revents;
-    if (wt->cond != NULL && wt->cond(wt->arg)) {
-        wt->met = 1;
-        ev_break(loop, EVBREAK_ONE);
-    } else if (repl_now_ms() >= wt->deadline) {
-        ev_break(loop, EVBREAK_ONE);
-    }
-}
 
-/* Run the loop until cond(arg) holds or ms pass; returns whether it held.
- * cond NULL: just run for ms. */
-static int run_until(struct ev_loop *loop, cond_fn *cond, void *arg, int ms) {
-    waiter wt = {cond, arg, repl_now_ms() + ms, 0};
-    ev_timer t;
-    if (cond != NULL && cond(arg))
-        return 1;
-    ev_timer_init(&t, waiter_tick, 0.005, 0.005);
-    t.data = &wt;
-    ev_timer_start(loop, &t);
-    ev_run(loop, 0);
-    ev_timer_stop(loop, &t);
-    return wt.met || (cond != NULL && cond(arg));
-}
 
-static void guard_fired(struct ev_loop *loop, ev_timer *w, int revents) {
-    (void)revents;
-    *(int *)w->data = 1;
-    ev_break(loop, EVBREAK_ALL);
-}
-
-/* Run the loop until it has no active watcher left (ev_run returns on its
- * own), with an unref'd guard timer of ms.  Returns 1 if the loop drained,
- * 0 if something still held it when the guard fired. */
-static int drain_loop(struct ev_loop *loop, int ms) {
-    int fired = 0;
-    ev_timer guard;
-    ev_timer_init(&guard, guard_fired, ms / 1000.0, 0.);
-    guard.data = &fired;
-    ev_timer_start(loop, &guard);
-    ev_unref(loop);
-    ev_run(loop, 0);
-    ev_ref(loop);
-    ev_timer_stop(loop, &guard);
-    return !fired;
-}
 
 /* What the poller told us. */
 typedef struct {
@@ -695,10 +618,10 @@ Test(health_live, master_role_and_interval) {
     long long t0 = repl_now_ms();
     repl_health *h = repl_health_new(loop, "127.0.0.1", m->port, NULL, NULL, 300, 1000, rec_cb, &r);
 
-    cr_assert(run_until(loop, rec_called, &r, 3000));
+    cr_assert(ts_run_until(loop, rec_called, &r, 3000));
     cr_assert(r.first_call_ms - t0 < 250, "first poll at once, not after an interval (%lld ms)",
               r.first_call_ms - t0);
-    cr_assert(run_until(loop, rec_three_polls, &r, 5000), "polls %lld", r.last.polls);
+    cr_assert(ts_run_until(loop, rec_three_polls, &r, 5000), "polls %lld", r.last.polls);
     cr_assert_eq(r.last.reachable, 1);
     cr_assert_eq(r.last.role, REPL_ROLE_MASTER);
     cr_assert_eq(r.last.failures, 0, "%s", r.last.last_error);
@@ -714,7 +637,7 @@ Test(health_live, master_role_and_interval) {
 
     repl_health_free(h);
     int calls = r.calls;
-    cr_assert(drain_loop(loop, 2000), "a freed poller left watchers on the loop");
+    cr_assert(ts_drain_loop(loop, 2000), "a freed poller left watchers on the loop");
     cr_assert_eq(r.calls, calls, "no callback after free");
     ev_loop_destroy(loop);
     assert_no_leaks();
@@ -740,7 +663,7 @@ Test(health_live, replica_link_up_and_offset) {
 
     /* writes advance the master's offset only once a replica attached */
     replica_caught_up_target = 0;
-    cr_assert(run_until(loop, replica_caught_up, &rr, 20000), "replica link never came up: %s",
+    cr_assert(ts_run_until(loop, replica_caught_up, &rr, 20000), "replica link never came up: %s",
               rr.last.last_error);
     for (int i = 0; i < 10; i++)
         freeReplyObject(sync_command(m->port, NULL, "INCR counter"));
@@ -752,7 +675,7 @@ Test(health_live, replica_link_up_and_offset) {
     cr_assert(mst.master_repl_offset > 0);
     replica_caught_up_target = (int)mst.master_repl_offset;
 
-    cr_assert(run_until(loop, replica_caught_up, &rr, 20000),
+    cr_assert(ts_run_until(loop, replica_caught_up, &rr, 20000),
               "replica: reachable %d link_up %d offset %lld (want >= %d) err %s",
               rr.last.reachable, rr.last.link_up, rr.last.repl_offset,
               replica_caught_up_target, rr.last.last_error);
@@ -762,15 +685,15 @@ Test(health_live, replica_link_up_and_offset) {
     cr_assert_eq(rr.last.master_port, m->port);
     cr_assert_str_eq(rr.last.master_replid, mst.master_replid, "replica follows its master's history");
 
-    cr_assert(run_until(loop, rec_reachable, &rm, 3000));
-    cr_assert(run_until(loop, NULL, NULL, 250) == 0);
+    cr_assert(ts_run_until(loop, rec_reachable, &rm, 3000));
+    cr_assert(ts_run_until(loop, NULL, NULL, 250) == 0);
     cr_assert_eq(rm.last.role, REPL_ROLE_MASTER);
     cr_assert_eq(rm.last.connected_slaves, 1);
     cr_assert(rm.last.repl_offset >= rr.last.repl_offset);
 
     repl_health_free(hm);
     repl_health_free(hr);
-    cr_assert(drain_loop(loop, 2000));
+    cr_assert(ts_drain_loop(loop, 2000));
     ev_loop_destroy(loop);
     assert_no_leaks();
 }
@@ -784,9 +707,9 @@ Test(health_live, password_right_wrong_missing) {
     repl_health *h3 = repl_health_new(loop, "127.0.0.1", s->port, "", "wrong", 100, 1000, rec_cb, &bad);
     repl_health *h4 = repl_health_new(loop, "127.0.0.1", s->port, NULL, "", 100, 1000, rec_cb, &none);
 
-    cr_assert(run_until(loop, rec_reachable, &ok, 3000), "%s", ok.last.last_error);
-    cr_assert(run_until(loop, rec_reachable, &okuser, 3000), "%s", okuser.last.last_error);
-    cr_assert(run_until(loop, NULL, NULL, 350) == 0);
+    cr_assert(ts_run_until(loop, rec_reachable, &ok, 3000), "%s", ok.last.last_error);
+    cr_assert(ts_run_until(loop, rec_reachable, &okuser, 3000), "%s", okuser.last.last_error);
+    cr_assert(ts_run_until(loop, NULL, NULL, 350) == 0);
     cr_assert_eq(ok.last.role, REPL_ROLE_MASTER);
     cr_assert_eq(ok.last.failures, 0);
     cr_assert_eq(okuser.last.failures, 0);
@@ -807,7 +730,7 @@ Test(health_live, password_right_wrong_missing) {
     repl_health_free(h2);
     repl_health_free(h3);
     repl_health_free(h4);
-    cr_assert(drain_loop(loop, 2000));
+    cr_assert(ts_drain_loop(loop, 2000));
     ev_loop_destroy(loop);
     assert_no_leaks();
 }
@@ -824,19 +747,19 @@ Test(health_live, kill_then_restart) {
     rec r = {0};
     const int interval = 100;
     repl_health *h = repl_health_new(loop, "127.0.0.1", s->port, NULL, NULL, interval, 300, rec_cb, &r);
-    cr_assert(run_until(loop, rec_reachable, &r, 3000));
+    cr_assert(ts_run_until(loop, rec_reachable, &r, 3000));
 
     r.arm_down = 1;
     long long t_kill = repl_now_ms();
     server_kill(s);
-    cr_assert(run_until(loop, rec_down, &r, 2000));
+    cr_assert(ts_run_until(loop, rec_down, &r, 2000));
     cr_assert(r.down_at_ms - t_kill <= 2 * interval + 100,
               "down noticed after %lld ms", r.down_at_ms - t_kill);
     cr_assert(strlen(r.last.last_error) > 0);
 
     /* while down: one reconnect attempt per interval, no busy loop */
     long long f0 = r.last.failures, t0 = repl_now_ms();
-    run_until(loop, NULL, NULL, 600);
+    ts_run_until(loop, NULL, NULL, 600);
     long long fails = r.last.failures - f0, took = repl_now_ms() - t0;
     cr_assert(fails >= took / interval - 2 && fails <= took / interval + 1,
               "%lld failures in %lld ms at a %d ms interval", fails, took, interval);
@@ -846,11 +769,11 @@ Test(health_live, kill_then_restart) {
 
     rec_back_up = (int)r.last.polls;
     cr_assert_eq(server_spawn(s), 0, "restart on port %d", s->port);
-    cr_assert(run_until(loop, rec_reachable_again, &r, 5000), "%s", r.last.last_error);
+    cr_assert(ts_run_until(loop, rec_reachable_again, &r, 5000), "%s", r.last.last_error);
     cr_assert_eq(r.last.role, REPL_ROLE_MASTER);
 
     repl_health_free(h);
-    cr_assert(drain_loop(loop, 2000));
+    cr_assert(ts_drain_loop(loop, 2000));
     ev_loop_destroy(loop);
     assert_no_leaks();
 }
@@ -860,33 +783,33 @@ Test(health_live, sigstop_times_out_then_recovers) {
     test_server *s = server_start(NULL, NULL);
     rec r = {0};
     repl_health *h = repl_health_new(loop, "127.0.0.1", s->port, NULL, NULL, 100, 300, rec_cb, &r);
-    cr_assert(run_until(loop, rec_reachable, &r, 3000));
+    cr_assert(ts_run_until(loop, rec_reachable, &r, 3000));
 
     r.arm_down = 1;
     long long t_stop = repl_now_ms();
     cr_assert_eq(kill(s->pid, SIGSTOP), 0);
-    cr_assert(run_until(loop, rec_down, &r, 3000));
+    cr_assert(ts_run_until(loop, rec_down, &r, 3000));
     long long took = r.down_at_ms - t_stop;
     cr_assert_not_null(strstr(r.last.last_error, "timeout"), "%s", r.last.last_error);
     cr_assert(took >= 200 && took <= 100 + 300 + 300, "timeout noticed after %lld ms", took);
 
     rec_back_up = (int)r.last.polls;
     cr_assert_eq(kill(s->pid, SIGCONT), 0);
-    cr_assert(run_until(loop, rec_reachable_again, &r, 5000), "%s", r.last.last_error);
+    cr_assert(ts_run_until(loop, rec_reachable_again, &r, 5000), "%s", r.last.last_error);
 
     repl_health_free(h);
-    cr_assert(drain_loop(loop, 2000));
+    cr_assert(ts_drain_loop(loop, 2000));
     ev_loop_destroy(loop);
     assert_no_leaks();
 }
 
 Test(health_live, closed_port_fails_once_per_interval) {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-    int port = free_port();
+    int port = ts_free_port();
     rec r = {0};
     long long t0 = repl_now_ms();
     repl_health *h = repl_health_new(loop, "127.0.0.1", port, NULL, NULL, 100, 1000, rec_cb, &r);
-    run_until(loop, NULL, NULL, 550);
+    ts_run_until(loop, NULL, NULL, 550);
     long long took = repl_now_ms() - t0;
     cr_assert(r.calls >= 4 && r.calls <= took / 100 + 1, "%d outcomes in %lld ms", r.calls, took);
     cr_assert_eq(r.last.failures, r.calls);
@@ -895,7 +818,7 @@ Test(health_live, closed_port_fails_once_per_interval) {
     cr_assert_eq(r.last.last_ok_ms, 0);
     cr_assert_not_null(strstr(r.last.last_error, "connect"), "%s", r.last.last_error);
     repl_health_free(h);
-    cr_assert(drain_loop(loop, 2000));
+    cr_assert(ts_drain_loop(loop, 2000));
     ev_loop_destroy(loop);
     assert_no_leaks();
 }
@@ -903,13 +826,13 @@ Test(health_live, closed_port_fails_once_per_interval) {
 Test(health_live, free_inside_callback) {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     test_server *s = server_start("pw", NULL);
-    int closed = free_port();
+    int closed = ts_free_port();
     rec ok = {.free_in_cb = 1}, refused = {.free_in_cb = 1}, authfail = {.free_in_cb = 1};
     repl_health_new(loop, "127.0.0.1", s->port, NULL, "pw", 100, 1000, rec_cb, &ok);
     repl_health_new(loop, "127.0.0.1", closed, NULL, NULL, 100, 1000, rec_cb, &refused);
     repl_health_new(loop, "127.0.0.1", s->port, NULL, "nope", 100, 1000, rec_cb, &authfail);
 
-    cr_assert(drain_loop(loop, 3000), "pollers freed in their callbacks left watchers behind");
+    cr_assert(ts_drain_loop(loop, 3000), "pollers freed in their callbacks left watchers behind");
     cr_assert_eq(ok.calls, 1);
     cr_assert_eq(ok.last.reachable, 1);
     cr_assert_eq(refused.calls, 1);
@@ -926,10 +849,10 @@ Test(health_live, free_inside_callback_on_disconnect) {
     test_server *s = server_start(NULL, NULL);
     rec r = {0};
     repl_health_new(loop, "127.0.0.1", s->port, NULL, NULL, 1000, 500, rec_cb, &r);
-    cr_assert(run_until(loop, rec_reachable, &r, 3000));
+    cr_assert(ts_run_until(loop, rec_reachable, &r, 3000));
     r.free_in_cb = 1;
     server_kill(s);
-    cr_assert(drain_loop(loop, 3000));
+    cr_assert(ts_drain_loop(loop, 3000));
     cr_assert_eq(r.calls, 2);
     cr_assert_eq(r.last.reachable, 0);
     cr_assert_not_null(strstr(r.last.last_error, "connection lost"), "%s", r.last.last_error);
@@ -985,7 +908,7 @@ Test(health_live, oneshot_command_count) {
     cr_assert_eq(repl_oneshot_command(loop, "127.0.0.1", s->port, NULL, NULL, 2000, 3, info,
                                       info_sections_cb, &both), 0);
     cr_assert_eq(a.calls, 0, "never called before it returns");
-    cr_assert(drain_loop(loop, 5000));
+    cr_assert(ts_drain_loop(loop, 5000));
     cr_assert_eq(both, 1, "INFO replication persistence returns both sections");
     cr_assert_eq(a.calls, 1);
     cr_assert(a.had_reply, "%s", a.err);
@@ -1000,7 +923,7 @@ Test(health_live, oneshot_command_count) {
 
     cr_assert_eq(repl_oneshot_command(loop, "127.0.0.1", s->port, NULL, NULL, 2000, 0, cmd_count, shot_cb, &a), -1);
     cr_assert_eq(repl_oneshot_command(loop, "127.0.0.1", s->port, NULL, NULL, 0, 2, cmd_count, shot_cb, &a), -1);
-    cr_assert(drain_loop(loop, 500));
+    cr_assert(ts_drain_loop(loop, 500));
     cr_assert_eq(a.calls, 1, "rejected arguments never call back");
     ev_loop_destroy(loop);
     assert_no_leaks();
@@ -1010,7 +933,7 @@ Test(health_live, oneshot_failures) {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     test_server *p = server_start("pw", NULL);
     test_server *stopped = server_start(NULL, NULL);
-    int closed = free_port();
+    int closed = ts_free_port();
     shot refused = {0}, badpw = {0}, nopw = {0}, slow = {0};
 
     cr_assert_eq(kill(stopped->pid, SIGSTOP), 0);
@@ -1020,7 +943,7 @@ Test(health_live, oneshot_failures) {
     cr_assert_eq(repl_oneshot_command(loop, "127.0.0.1", p->port, NULL, NULL, 2000, 2, cmd_count, shot_cb, &nopw), 0);
     cr_assert_eq(repl_oneshot_command(loop, "127.0.0.1", stopped->port, NULL, NULL, 300, 2, cmd_count, shot_cb, &slow), 0);
     cr_assert_eq(refused.calls + badpw.calls + nopw.calls + slow.calls, 0);
-    cr_assert(drain_loop(loop, 5000));
+    cr_assert(ts_drain_loop(loop, 5000));
     long long took = repl_now_ms() - t0;
 
     cr_assert_eq(refused.calls, 1);

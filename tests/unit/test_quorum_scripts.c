@@ -16,6 +16,8 @@
 #include "replication/quorum_scripts.h"
 
 #include <criterion/criterion.h>
+
+#include "tests/support/ts.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -71,21 +73,6 @@ static long long now_ms(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int free_port(void) {
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    if (fd < 0)
-        return -1;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
 
 /* Child side of the fork: never returns. */
 static void server_exec(int port_num) {
@@ -154,7 +141,7 @@ static qserver *server_start(void) {
     cr_assert(nservers < MAX_SERVERS);
     qserver *s = &servers[nservers++];
     memset(s, 0, sizeof *s);
-    s->port = free_port();
+    s->port = ts_free_port();
     cr_assert(s->port > 0);
     pid_t pid = fork();
     cr_assert(pid >= 0);
@@ -178,22 +165,6 @@ static void server_kill(qserver *s) {
     s->pid = 0;
 }
 
-/* Remove dir and the files in it (the servers write no subdirectories). */
-static void remove_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (d != NULL) {
-        struct dirent *e;
-        char path[512];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
 
 /* A worker killed by criterion's timeout runs no fini: its servers die with
  * it (PDEATHSIG) but its /tmp/rcproxy-qlua-<pid>-* dir stays; remove those
@@ -211,7 +182,7 @@ static void remove_stale_dirs(void) {
         if (kill(pid, 0) == 0 || errno != ESRCH)
             continue;
         snprintf(path, sizeof path, "/tmp/%s", e->d_name);
-        remove_dir(path);
+        ts_remove_dir(path);
     }
     closedir(d);
 }
@@ -228,7 +199,7 @@ static void q_init(void) {
 static void q_fini(void) {
     for (int i = 0; i < nservers; i++)
         server_kill(&servers[i]);
-    remove_dir(tmpdir);
+    ts_remove_dir(tmpdir);
 }
 
 TestSuite(qlua, .init = q_init, .fini = q_fini, .timeout = 60);

@@ -9,6 +9,8 @@
 #include "replication/sentinel.h"
 
 #include <criterion/criterion.h>
+
+#include "tests/support/ts.h"
 #include <criterion/logging.h>
 #include <dirent.h>
 #include <ev.h>
@@ -52,27 +54,7 @@ static test_proc procs[MAX_PROCS];
 static int nprocs;
 static const char *cmd_password; /* test-side clients AUTH with it when set */
 
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
-static int free_port(void) {
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    if (fd < 0)
-        return -1;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
 
 static void child_exec(const test_proc *p) {
     char port[16], log[160], db[64];
@@ -138,8 +120,8 @@ done:
 /* PING until the process answers; 0 when up, -1 when it exited or did not
  * answer within ms. */
 static int proc_wait_ready(test_proc *p, int ms) {
-    long long end = now_ms() + ms;
-    while (now_ms() < end) {
+    long long end = ts_now_ms() + ms;
+    while (ts_now_ms() < end) {
         int status;
         if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
             p->pid = 0;
@@ -179,7 +161,7 @@ static test_proc *proc_new(void) {
     cr_assert(nprocs < MAX_PROCS);
     test_proc *p = &procs[nprocs++];
     memset(p, 0, sizeof *p);
-    p->port = free_port();
+    p->port = ts_free_port();
     cr_assert(p->port > 0);
     return p;
 }
@@ -234,19 +216,7 @@ static void live_init(void) {
 static void live_fini(void) {
     for (int i = 0; i < nprocs; i++)
         proc_kill(&procs[i]);
-    DIR *d = opendir(tmpdir);
-    if (d != NULL) {
-        struct dirent *e;
-        char path[512];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(tmpdir);
+    ts_remove_dir(tmpdir);
 }
 
 static void assert_no_leaks(void) {
@@ -257,8 +227,8 @@ static void assert_no_leaks(void) {
 
 /* Wait (bounded) until the replica says its link to the leader is up. */
 static void wait_replica_synced(int replica_port) {
-    long long end = now_ms() + 10000;
-    while (now_ms() < end) {
+    long long end = ts_now_ms() + 10000;
+    while (ts_now_ms() < end) {
         redisReply *r = cmd_at(replica_port, "INFO replication");
         int up = r != NULL && r->type == REDIS_REPLY_STRING &&
                  strstr(r->str, "master_link_status:up") != NULL;
@@ -274,8 +244,8 @@ static void wait_replica_synced(int replica_port) {
 /* Wait (bounded) until every sentinel knows the other ones: only then can
  * they agree on a failover. */
 static void wait_sentinels_meet(test_proc **s, int n, const char *name) {
-    long long end = now_ms() + 20000;
-    while (now_ms() < end) {
+    long long end = ts_now_ms() + 20000;
+    while (ts_now_ms() < end) {
         int met = 0;
         for (int i = 0; i < n; i++) {
             redisReply *r = cmd_at(s[i]->port, "SENTINEL SENTINELS %s", name);
@@ -305,8 +275,8 @@ static repl_sentinel_view wait_sync_view(const conf_addr *sentinels, int n, cons
                                          int want_replicas) {
     repl_sentinel_view v;
     char err[512] = "";
-    long long end = now_ms() + 10000;
-    while (now_ms() < end) {
+    long long end = ts_now_ms() + 10000;
+    while (ts_now_ms() < end) {
         memset(&v, 0, sizeof v);
         if (repl_sentinel_query_sync(sentinels, n, name, NULL, NULL, 1000, &v, err, sizeof err) == 0 &&
             v.replica_count == want_replicas)
@@ -320,61 +290,10 @@ static repl_sentinel_view wait_sync_view(const conf_addr *sentinels, int n, cons
 /* ------------------------------------------------------------------------ */
 /* loop helpers                                                              */
 
-typedef int cond_fn(void *arg);
 
-typedef struct {
-    cond_fn *cond;
-    void *arg;
-    long long deadline;
-    int met;
-} waiter;
 
-static void waiter_tick(struct ev_loop *loop, ev_timer *w, int revents) {
-    waiter *wt = w->data;
-    (void)revents;
-    if (wt->cond != NULL && wt->cond(wt->arg)) {
-        wt->met = 1;
-        ev_break(loop, EVBREAK_ONE);
-    } else if (now_ms() >= wt->deadline) {
-        ev_break(loop, EVBREAK_ONE);
-    }
-}
 
-/* Run the loop until cond(arg) holds or ms pass; returns whether it held.
- * cond NULL: just run for ms. */
-static int run_until(struct ev_loop *loop, cond_fn *cond, void *arg, int ms) {
-    waiter wt = {cond, arg, now_ms() + ms, 0};
-    ev_timer t;
-    if (cond != NULL && cond(arg))
-        return 1;
-    ev_timer_init(&t, waiter_tick, 0.005, 0.005);
-    t.data = &wt;
-    ev_timer_start(loop, &t);
-    ev_run(loop, 0);
-    ev_timer_stop(loop, &t);
-    return wt.met || (cond != NULL && cond(arg));
-}
 
-static void guard_fired(struct ev_loop *loop, ev_timer *w, int revents) {
-    (void)revents;
-    *(int *)w->data = 1;
-    ev_break(loop, EVBREAK_ALL);
-}
-
-/* Run the loop until no active watcher is left, bounded by ms.  Returns 1
- * if it drained, 0 if something still held it when the guard fired. */
-static int drain_loop(struct ev_loop *loop, int ms) {
-    int fired = 0;
-    ev_timer guard;
-    ev_timer_init(&guard, guard_fired, ms / 1000.0, 0.);
-    guard.data = &fired;
-    ev_timer_start(loop, &guard);
-    ev_unref(loop);
-    ev_run(loop, 0);
-    ev_ref(loop);
-    ev_timer_stop(loop, &guard);
-    return !fired;
-}
 
 /* What the follower delivered. */
 #define MAX_VIEWS 32
@@ -396,7 +315,7 @@ static void rec_cb(const repl_sentinel_view *v, const char *reason, void *arg) {
     if (r->calls < MAX_VIEWS) {
         r->views[r->calls] = *v;
         snprintf(r->reasons[r->calls], sizeof r->reasons[0], "%s", reason);
-        r->at_ms[r->calls] = now_ms();
+        r->at_ms[r->calls] = ts_now_ms();
     }
     r->calls++;
     if (r->free_in_cb) {
@@ -439,7 +358,7 @@ Test(sentinel_sync, leader_and_replica) {
     test_proc *s2 = sentinel_start("mymaster", leader->port, 2);
     test_proc *s3 = sentinel_start("mymaster", leader->port, 2);
     /* the first address has nobody listening: the query goes on */
-    conf_addr sents[4] = {addr_of(free_port()), addr_of(s1->port), addr_of(s2->port),
+    conf_addr sents[4] = {addr_of(ts_free_port()), addr_of(s1->port), addr_of(s2->port),
                           addr_of(s3->port)};
 
     repl_sentinel_view v = wait_sync_view(sents, 4, "mymaster", 1);
@@ -462,14 +381,14 @@ Test(sentinel_sync, leader_and_replica) {
 }
 
 Test(sentinel_sync, dead_sentinel_fails_with_reason) {
-    conf_addr dead = addr_of(free_port());
+    conf_addr dead = addr_of(ts_free_port());
     repl_sentinel_view v;
     char err[512] = "";
     char where[64];
-    long long t0 = now_ms();
+    long long t0 = ts_now_ms();
     cr_assert_eq(repl_sentinel_query_sync(&dead, 1, "mymaster", NULL, NULL, 500, &v, err, sizeof err),
                  -1);
-    cr_assert(now_ms() - t0 < 3000, "a refused connect must not wait");
+    cr_assert(ts_now_ms() - t0 < 3000, "a refused connect must not wait");
     snprintf(where, sizeof where, "127.0.0.1:%d", dead.port);
     cr_assert(strstr(err, where) != NULL, "reason names the sentinel: %s", err);
     cr_assert(strstr(err, "connect") != NULL, "reason says what failed: %s", err);
@@ -503,9 +422,9 @@ Test(sentinel_sync, silent_sentinel_times_out) {
     repl_sentinel_view v;
     char err[512] = "";
     kill(s1->pid, SIGSTOP);
-    long long t0 = now_ms();
+    long long t0 = ts_now_ms();
     cr_assert_eq(repl_sentinel_query_sync(&a, 1, "mymaster", NULL, NULL, 300, &v, err, sizeof err), -1);
-    long long took = now_ms() - t0;
+    long long took = ts_now_ms() - t0;
     kill(s1->pid, SIGCONT);
     cr_assert(took >= 250 && took < 1500, "took %lld ms", took);
     cr_assert(strstr(err, "GET-MASTER-ADDR-BY-NAME") != NULL, "%s", err);
@@ -556,7 +475,7 @@ Test(sentinel_live, initial_view_then_failover) {
     test_proc *s[3];
     for (int i = 0; i < 3; i++)
         s[i] = sentinel_start("mymaster", leader->port, 2);
-    conf_addr sents[4] = {addr_of(free_port()), addr_of(s[0]->port), addr_of(s[1]->port),
+    conf_addr sents[4] = {addr_of(ts_free_port()), addr_of(s[0]->port), addr_of(s[1]->port),
                           addr_of(s[2]->port)};
     wait_sync_view(sents + 1, 3, "mymaster", 1);
     wait_sentinels_meet(s, 3, "mymaster");
@@ -565,20 +484,20 @@ Test(sentinel_live, initial_view_then_failover) {
     memset(&r, 0, sizeof r);
     repl_sentinel *fol = repl_sentinel_new(loop, sents, 4, "mymaster", NULL, NULL, 60000, rec_cb, &r);
     cr_assert_not_null(fol);
-    cr_assert(run_until(loop, rec_called, &r, 5000), "no initial view");
+    cr_assert(ts_run_until(loop, rec_called, &r, 5000), "no initial view");
     cr_assert_str_eq(r.reasons[0], "start");
     cr_assert_eq(r.views[0].leader.port, leader->port);
     cr_assert_eq(r.views[0].replica_count, 1);
     cr_assert_eq(r.views[0].replicas[0].port, replica->port);
 
     /* nothing changes: nothing is delivered again */
-    run_until(loop, NULL, NULL, 1500);
+    ts_run_until(loop, NULL, NULL, 1500);
     cr_assert_eq(r.calls, 1);
 
-    long long t0 = now_ms();
+    long long t0 = ts_now_ms();
     proc_kill(leader);
     r.want_leader_port = replica->port;
-    cr_assert(run_until(loop, rec_leader_is, &r, 20000), "no failover view within 20 s");
+    cr_assert(ts_run_until(loop, rec_leader_is, &r, 20000), "no failover view within 20 s");
     const repl_sentinel_view *v = rec_last(&r);
     int last = (r.calls < MAX_VIEWS ? r.calls : MAX_VIEWS) - 1;
     cr_log_info("failover view after %lld ms, reason %s", r.at_ms[last] - t0, r.reasons[last]);
@@ -591,7 +510,7 @@ Test(sentinel_live, initial_view_then_failover) {
 
     /* the refreshes that follow keep it so: the old leader, listed by the
      * sentinels as a down replica, is never offered */
-    run_until(loop, NULL, NULL, 2500);
+    ts_run_until(loop, NULL, NULL, 2500);
     v = rec_last(&r);
     cr_assert_eq(v->leader.port, replica->port);
     cr_assert_eq(v->replica_count, 0, "a down replica was delivered");
@@ -603,7 +522,7 @@ Test(sentinel_live, initial_view_then_failover) {
     cr_assert_eq(sv.replica_count, 0);
 
     repl_sentinel_free(fol);
-    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+    cr_assert(ts_drain_loop(loop, 3000), "the follower left watchers behind");
     ev_loop_destroy(loop);
     assert_no_leaks();
 }
@@ -617,10 +536,10 @@ Test(sentinel_live, wrong_master_name_gives_no_view) {
     rec r;
     memset(&r, 0, sizeof r);
     repl_sentinel *fol = repl_sentinel_new(loop, &a, 1, "nosuchmaster", "", NULL, 100, rec_cb, &r);
-    run_until(loop, NULL, NULL, 2500);
+    ts_run_until(loop, NULL, NULL, 2500);
     cr_assert_eq(r.calls, 0, "a view for a master nobody monitors");
     repl_sentinel_free(fol);
-    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+    cr_assert(ts_drain_loop(loop, 3000), "the follower left watchers behind");
 
     /* and a leader that is really a replica is never delivered either */
     test_proc *replica = server_start(leader->port);
@@ -628,10 +547,10 @@ Test(sentinel_live, wrong_master_name_gives_no_view) {
     test_proc *s2 = sentinel_start("fake", replica->port, 1);
     a = addr_of(s2->port);
     fol = repl_sentinel_new(loop, &a, 1, "fake", NULL, NULL, 100, rec_cb, &r);
-    run_until(loop, NULL, NULL, 2000);
+    ts_run_until(loop, NULL, NULL, 2000);
     cr_assert_eq(r.calls, 0, "a leader that answers ROLE as replica was delivered");
     repl_sentinel_free(fol);
-    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+    cr_assert(ts_drain_loop(loop, 3000), "the follower left watchers behind");
     ev_loop_destroy(loop);
     assert_no_leaks();
 }
@@ -649,27 +568,27 @@ Test(sentinel_live, periodic_refresh_and_no_duplicates) {
     rec r;
     memset(&r, 0, sizeof r);
     repl_sentinel *fol = repl_sentinel_new(loop, &a, 1, "late", NULL, NULL, 200, rec_cb, &r);
-    run_until(loop, NULL, NULL, 800);
+    ts_run_until(loop, NULL, NULL, 800);
     cr_assert_eq(r.calls, 0);
 
     redisReply *m = cmd_at(s1->port, "SENTINEL MONITOR late 127.0.0.1 %d 1", leader->port);
     cr_assert(m != NULL && m->type == REDIS_REPLY_STATUS, "SENTINEL MONITOR failed");
     freeReplyObject(m);
-    cr_assert(run_until(loop, rec_called, &r, 5000), "the late master was not found");
+    cr_assert(ts_run_until(loop, rec_called, &r, 5000), "the late master was not found");
     cr_assert_str_eq(r.reasons[0], "start");
     cr_assert_eq(r.views[0].leader.port, leader->port);
 
     r.want_replicas = 1;
-    cr_assert(run_until(loop, rec_last_replicas, &r, 10000), "the replica never appeared");
+    cr_assert(ts_run_until(loop, rec_last_replicas, &r, 10000), "the replica never appeared");
     cr_assert_eq(rec_last(&r)->replicas[0].port, replica->port);
     int calls = r.calls;
-    run_until(loop, NULL, NULL, 1500); /* ~7 more refreshes, all the same */
+    ts_run_until(loop, NULL, NULL, 1500); /* ~7 more refreshes, all the same */
     cr_assert_eq(r.calls, calls, "an unchanged view was delivered again");
     for (int i = 1; i < calls && i < MAX_VIEWS; i++)
         cr_assert_str_eq(r.reasons[i], "refresh");
 
     repl_sentinel_free(fol);
-    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+    cr_assert(ts_drain_loop(loop, 3000), "the follower left watchers behind");
     ev_loop_destroy(loop);
     assert_no_leaks();
 }
@@ -684,9 +603,9 @@ Test(sentinel_live, free_inside_callback) {
     memset(&r, 0, sizeof r);
     r.free_in_cb = 1;
     r.self = repl_sentinel_new(loop, a, 2, "mymaster", NULL, NULL, 100, rec_cb, &r);
-    cr_assert(run_until(loop, rec_called, &r, 5000), "no view");
+    cr_assert(ts_run_until(loop, rec_called, &r, 5000), "no view");
     cr_assert_null(r.self);
-    cr_assert(drain_loop(loop, 3000), "the freed follower left watchers behind");
+    cr_assert(ts_drain_loop(loop, 3000), "the freed follower left watchers behind");
     cr_assert_eq(r.calls, 1);
 
     /* inert followers (no sentinel, no name) are valid to free */
@@ -699,7 +618,7 @@ Test(sentinel_live, free_inside_callback) {
     /* freed before the loop ever ran */
     inert = repl_sentinel_new(loop, a, 1, "mymaster", NULL, NULL, 100, rec_cb, &r);
     repl_sentinel_free(inert);
-    cr_assert(drain_loop(loop, 1000));
+    cr_assert(ts_drain_loop(loop, 1000));
     cr_assert_eq(r.calls, 1);
     ev_loop_destroy(loop);
     assert_no_leaks();
@@ -740,13 +659,13 @@ Test(sentinel_live, reconnects_to_restarted_sentinel) {
     rec r;
     memset(&r, 0, sizeof r);
     repl_sentinel *fol = repl_sentinel_new(loop, &a, 1, "mymaster", NULL, NULL, 60000, rec_cb, &r);
-    cr_assert(run_until(loop, rec_called, &r, 5000), "no initial view");
+    cr_assert(ts_run_until(loop, rec_called, &r, 5000), "no initial view");
     cr_assert_eq(r.views[0].leader.port, leader->port);
 
     proc_kill(s1);
-    run_until(loop, NULL, NULL, 700); /* the follower sees its links drop */
+    ts_run_until(loop, NULL, NULL, 700); /* the follower sees its links drop */
     proc_spawn(s1);                   /* same port, its rewritten config */
-    run_until(loop, NULL, NULL, 1500); /* reconnect (at most every 500 ms) */
+    ts_run_until(loop, NULL, NULL, 1500); /* reconnect (at most every 500 ms) */
 
     failover_req f = {s1->port, 0, ""};
     ev_timer t;
@@ -754,7 +673,7 @@ Test(sentinel_live, reconnects_to_restarted_sentinel) {
     t.data = &f;
     ev_timer_start(loop, &t);
     r.want_leader_port = replica->port;
-    int ok = run_until(loop, rec_leader_is, &r, 20000);
+    int ok = ts_run_until(loop, rec_leader_is, &r, 20000);
     ev_timer_stop(loop, &t);
     cr_assert(f.accepted, "SENTINEL FAILOVER never accepted: %s", f.last);
     cr_assert(ok, "no view after the failover");
@@ -762,7 +681,7 @@ Test(sentinel_live, reconnects_to_restarted_sentinel) {
     cr_assert(r.reasons[last][0] == '+', "reason %s", r.reasons[last]);
 
     repl_sentinel_free(fol);
-    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+    cr_assert(ts_drain_loop(loop, 3000), "the follower left watchers behind");
     ev_loop_destroy(loop);
     assert_no_leaks();
 }
@@ -795,23 +714,23 @@ Test(sentinel_live, password) {
     rec r;
     memset(&r, 0, sizeof r);
     repl_sentinel *fol = repl_sentinel_new(loop, &a, 1, "mymaster", "wrong", NULL, 100, rec_cb, &r);
-    run_until(loop, NULL, NULL, 1000);
+    ts_run_until(loop, NULL, NULL, 1000);
     cr_assert_eq(r.calls, 0);
     repl_sentinel_free(fol);
-    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+    cr_assert(ts_drain_loop(loop, 3000), "the follower left watchers behind");
 
     /* right password live: a view, then a failover seen through pub/sub */
     fol = repl_sentinel_new(loop, &a, 1, "mymaster", "s3cret pass", NULL, 60000, rec_cb, &r);
-    cr_assert(run_until(loop, rec_called, &r, 5000), "no initial view");
+    cr_assert(ts_run_until(loop, rec_called, &r, 5000), "no initial view");
     cr_assert_eq(r.views[0].leader.port, leader->port);
-    run_until(loop, NULL, NULL, 300); /* the pub/sub link subscribes */
+    ts_run_until(loop, NULL, NULL, 300); /* the pub/sub link subscribes */
     failover_req f = {s1->port, 0, ""};
     ev_timer t;
     ev_timer_init(&t, failover_tick, 0., 0.3);
     t.data = &f;
     ev_timer_start(loop, &t);
     r.want_leader_port = replica->port;
-    int ok = run_until(loop, rec_leader_is, &r, 20000);
+    int ok = ts_run_until(loop, rec_leader_is, &r, 20000);
     ev_timer_stop(loop, &t);
     cr_assert(f.accepted, "SENTINEL FAILOVER never accepted: %s", f.last);
     cr_assert(ok, "no view after the failover");
@@ -819,7 +738,7 @@ Test(sentinel_live, password) {
     cr_assert(r.reasons[last][0] == '+', "reason %s", r.reasons[last]);
 
     repl_sentinel_free(fol);
-    cr_assert(drain_loop(loop, 3000), "the follower left watchers behind");
+    cr_assert(ts_drain_loop(loop, 3000), "the follower left watchers behind");
     ev_loop_destroy(loop);
     assert_no_leaks();
 }
