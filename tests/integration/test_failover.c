@@ -750,27 +750,9 @@ IT_TEST(failover, sentinel_harness, 90)
             old->port, flags);
     it_wait_replication(5000);
 
-    /* a replica added at run time with its sync held back: Sentinel lists
-     * it (from the leader's INFO, every 10 s) before it is synced */
-    leader_hold_full_sync(12);
-    long long t0 = it_now_ms();
-    it_server *added = it_add_replica(false);
-    bool listed = false;
-    bool synced_when_listed = true;
-    /* Sentinel learns replicas from the master's INFO, refreshed every 10 s */
-    while (!listed && it_now_ms() - t0 < 30000) {
-        listed = it_sentinel_replica_flags(0, added->port, flags, sizeof flags);
-        if (listed)
-            synced_when_listed = replica_synced(added->port, desc, sizeof desc);
-        else
-            it_sleep_ms(50);
-    }
-    fprintf(stderr, "failover[harness]: added replica %d listed by Sentinel after %lld ms "
-            "(flags %s; %s)\n", added->port, it_now_ms() - t0, listed ? flags : "-",
-            listed ? desc : "-");
-    cr_assert(listed, "Sentinel did not list the added replica %d within 30 s", added->port);
-    cr_assert(!synced_when_listed, "the added replica %d was already synced when Sentinel "
-              "listed it (%s): the held-back sync does not hold", added->port, desc);
+    /* A replica added at run time is checked in replica_added_via_sentinel,
+     * on a fresh topology: right after a failover Sentinel sometimes took
+     * more than 30 s to list it (CI flake), which tests Sentinel, not rcproxy. */
 }
 
 /* ------------------------------------------------------------------------ */
