@@ -100,12 +100,20 @@ static const conf_enum_item read_consistency_enum[] = {
     {NULL, 0},
 };
 
+static const conf_enum_item read_repair_enum[] = {
+    {"off", CONF_REPAIR_OFF},
+    {"async", CONF_REPAIR_ASYNC},
+    {"sync", CONF_REPAIR_SYNC},
+    {NULL, 0},
+};
+
 /* Enum fields are stored through an int; that is only sound if they are int
  * sized, which every ABI rcproxy builds on guarantees for these small enums. */
 _Static_assert(sizeof(conf_mode) == sizeof(int), "conf_mode must be int sized");
 _Static_assert(sizeof(conf_loglevel) == sizeof(int), "conf_loglevel must be int sized");
 _Static_assert(sizeof(conf_write_ack) == sizeof(int), "conf_write_ack must be int sized");
 _Static_assert(sizeof(conf_read_consistency) == sizeof(int), "conf_read_consistency must be int sized");
+_Static_assert(sizeof(conf_read_repair) == sizeof(int), "conf_read_repair must be int sized");
 
 static conf_setter set_obuf_limit;
 
@@ -135,6 +143,12 @@ static const conf_directive directives[] = {
     {"quorum-n", CT_INT, FIELD(quorum_n), 0, 1, 64, DEF("3"), NULL, NULL, 0},
     {"quorum-w", CT_INT, FIELD(quorum_w), 0, 1, 64, DEF("2"), NULL, NULL, 0},
     {"quorum-r", CT_INT, FIELD(quorum_r), 0, 1, 64, DEF("2"), NULL, NULL, 0},
+    {"quorum-read-all", CT_BOOL, FIELD(quorum_read_all), 0, 0, 0, DEF("no"), NULL, NULL, 0},
+    {"read-repair", CT_ENUM, FIELD(read_repair), 0, 0, 0, DEF("async"), read_repair_enum, NULL, 0},
+    {"sloppy-quorum", CT_BOOL, FIELD(sloppy_quorum), 0, 0, 0, DEF("no"), NULL, NULL, 0},
+    {"tombstone-ttl", CT_INT, FIELD(tombstone_ttl), 0, 1, 315360000, DEF("86400"), NULL, NULL, 0},
+    {"anti-entropy-rate", CT_INT, FIELD(anti_entropy_rate), 0, 0, 10000000, DEF("10000"), NULL, NULL, 0},
+    {"instance-id", CT_INT, FIELD(instance_id), 0, -1, INT_MAX, DEF("-1"), NULL, NULL, 0},
 
     /* security */
     {"requirepass", CT_STRING, FIELD(requirepass), 0, 0, FSIZE(requirepass), DEF(""), NULL, NULL, 0},

@@ -17,6 +17,7 @@
 #define CONF_ERR_MAX 1024
 
 typedef enum { CONF_MODE_LEADER = 0, CONF_MODE_QUORUM = 1 } conf_mode;
+typedef enum { CONF_REPAIR_OFF = 0, CONF_REPAIR_ASYNC = 1, CONF_REPAIR_SYNC = 2 } conf_read_repair;
 typedef enum { CONF_LOG_DEBUG = 0, CONF_LOG_VERBOSE, CONF_LOG_NOTICE, CONF_LOG_WARNING } conf_loglevel;
 
 /* write-ack: when a write is acknowledged to the client */
@@ -56,6 +57,12 @@ typedef struct conf {
     conf_addr nodes[CONF_MAX_BACKENDS];  /* `node host:port`, repeatable (quorum) */
     int node_count;
     int quorum_n, quorum_w, quorum_r;    /* defaults 3, 2, 2 */
+    int quorum_read_all;                 /* `quorum-read-all yes`: reads ask all N, default no */
+    conf_read_repair read_repair;        /* `read-repair sync|async|off`, default async */
+    int sloppy_quorum;                   /* `sloppy-quorum yes`: stand-ins + hints, default no */
+    int tombstone_ttl;                   /* seconds a delete's tombstone lives, default 86400 (1 day) */
+    int anti_entropy_rate;               /* keys/s compared by anti-entropy, 0 = off; default 10000 */
+    int instance_id;                     /* HLC tie-break id of this rcproxy, -1 = random at start */
     conf_addr sentinels[CONF_MAX_BACKENDS]; /* `sentinel host:port`, repeatable */
     int sentinel_count;
     char sentinel_master[256];           /* `sentinel-master name`: the master Sentinel monitors */

@@ -16,6 +16,7 @@
 
 #include "proxy/client.h"
 #include "proxy/log.h"
+#include "replication/quorum.h"
 #include "replication/session.h"
 
 #define LINK_READ_CHUNK (16 * 1024)
@@ -31,7 +32,7 @@ static void backend_on_retry(struct ev_loop *loop, ev_timer *w, int revents);
 
 static const char *role_name(const px_backend *b)
 {
-    return b->role == PX_ROLE_LEADER ? "leader" : "replica";
+    return b->role == PX_ROLE_LEADER ? "leader" : b->role == PX_ROLE_NODE ? "node" : "replica";
 }
 
 /* ---- FIFO of requests in flight -------------------------------------- */
@@ -196,6 +197,7 @@ void px_link_fail(px_link *l, const char *why)
     while (l->fifo_count) {
         px_pending p = fifo_pop(l);
         if (p.kind == PX_PEND_REQUEST) link_settle(l, &p, p.start < sent_abs, why);
+        else if (p.kind == PX_PEND_QUORUM) repl_quorum_on_fail(l, &p, why);
     }
     px_buf_release(&l->out);
     px_buf_release(&l->in);
@@ -318,6 +320,7 @@ static void link_connect(px_link *l)
     l->state = PX_LINK_CONNECTING;
     l->db = 0;
     link_queue_auth(l);
+    if (ctx->cfg.mode == CONF_MODE_QUORUM) repl_quorum_link_prepare(l);
     if (resolve(&l->backend->addr, &ss, &sslen) < 0) {
         px_link_fail(l, "cannot resolve host");
         return;
@@ -459,6 +462,10 @@ static int link_on_reply(px_link *l, const char *p, size_t n)
         return 0;
     case PX_PEND_WAIT:
         repl_session_on_wait(l, &pend, p, n);
+        link_ack(l, &pend);
+        return l->state == PX_LINK_CLOSED ? -1 : 0;
+    case PX_PEND_QUORUM:
+        repl_quorum_on_reply(l, &pend, p, n);
         link_ack(l, &pend);
         return l->state == PX_LINK_CLOSED ? -1 : 0;
     default:

@@ -20,6 +20,7 @@
 #include "proxy/client.h"
 #include "proxy/local.h"
 #include "proxy/log.h"
+#include "replication/quorum.h"
 #include "replication/session.h"
 
 const char *px_arg(const px_client *c, const char *buf, size_t i, size_t *len)
@@ -182,6 +183,12 @@ px_dispatch_result px_dispatch(px_client *c, const char *buf)
     case PX_ID_AUTH: case PX_ID_HELLO: case PX_ID_CLIENT: case PX_ID_INFO: case PX_ID_RCPROXY:
     case PX_ID_UNSUBSCRIBE: case PX_ID_PUNSUBSCRIBE: case PX_ID_SUNSUBSCRIBE:
         return px_local_run(c, buf, id, cmd);
+    default:
+        break;
+    }
+    if (ctx->cfg.mode == CONF_MODE_QUORUM) return repl_quorum_dispatch(c, buf);
+
+    switch (id) {
 
     case PX_ID_SHUTDOWN: case PX_ID_SYNC: case PX_ID_PSYNC: case PX_ID_REPLICAOF:
     case PX_ID_SLAVEOF: case PX_ID_MONITOR: case PX_ID_REPLCONF: case PX_ID_FAILOVER:

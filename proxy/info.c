@@ -2,6 +2,9 @@
  * per backend with its role, health, rotation and replication offset. */
 #include "proxy/info.h"
 
+#include "proxy/backend.h"
+#include "replication/quorum.h"
+
 #include <stdio.h>
 #include <unistd.h>
 
@@ -75,6 +78,15 @@ void px_info_section(px_ctx *ctx, px_buf *out)
     line(out, "total_commands_processed:%lld", ctx->total_commands);
     line(out, "protocol_errors:%lld", ctx->protocol_errors);
     allocator_lines(out);
+    if (ctx->cfg.mode == CONF_MODE_QUORUM) {
+        repl_quorum_info(ctx, out);
+        for (int i = 0; i < ctx->nbackends; i++) {
+            px_backend *b = ctx->backends[i];
+            line(out, "node%d:addr=%s,status=%s,outstanding=%lld,requests=%lld,errors=%lld", i, b->name,
+                 px_backend_usable(b, NULL) ? "up" : "down", outstanding(b), b->requests, b->errors);
+        }
+        return;
+    }
     line(out, "command_table:%s", ctx->commands_loaded ? "leader" : "builtin");
     line(out, "write_ack:%s", conf_write_ack_name(ctx->cfg.write_ack));
     line(out, "read_consistency:%s", conf_read_consistency_name(ctx->cfg.read_consistency));

@@ -142,6 +142,10 @@ static void cmd_select(local_req *r)
         px_buf_add_error(r->out, "ERR DB index is out of range");
         return;
     }
+    if (db != 0 && r->c->ctx->cfg.mode == CONF_MODE_QUORUM) {
+        px_buf_add_error(r->out, "ERR rcproxy: SELECT is not supported in quorum mode (only db 0)");
+        return;
+    }
     r->c->db = (int)db;
     px_buf_add_status(r->out, "OK");
 }
@@ -304,7 +308,7 @@ static px_dispatch_result cmd_info(local_req *r)
 {
     px_client *c = r->c;
     px_ctx *ctx = c->ctx;
-    int want_ours = r->argc == 1, only_ours = r->argc > 1;
+    int want_ours = r->argc == 1, only_ours = r->argc > 1 || ctx->cfg.mode == CONF_MODE_QUORUM;
     for (size_t i = 1; i < r->argc; i++) {
         if (arg_is(r, i, "rcproxy") || arg_is(r, i, "all") || arg_is(r, i, "everything") ||
             arg_is(r, i, "default"))

@@ -59,6 +59,7 @@ typedef enum {
     PX_PEND_CONTROL,        /* the proxy's AUTH/SELECT: reply checked, dropped */
     PX_PEND_ROLE,           /* the proxy's ROLE: the node's replication offset */
     PX_PEND_WAIT,           /* the proxy's WAIT: releases writes held for write-ack */
+    PX_PEND_QUORUM,         /* mode quorum: the reply goes to operation `qop`, node `qnode` */
 } px_pending_kind;
 
 typedef struct px_pending {
@@ -75,6 +76,8 @@ typedef struct px_pending {
     uint64_t seq;           /* ROLE: its number on the link; WAIT: replicas asked */
     uint64_t global_seq;    /* ROLE on a leader link: its number among all leader ROLEs */
     double first_sent;      /* read: when it was first sent (ryw-wait-timeout) */
+    struct repl_qop *qop;   /* PX_PEND_QUORUM: the operation waiting for the reply */
+    uint16_t qnode;         /* PX_PEND_QUORUM: which of its nodes this is */
 } px_pending;
 
 typedef enum {
@@ -128,7 +131,7 @@ struct px_link {
     size_t held_head, held_count, held_cap;
 };
 
-typedef enum { PX_ROLE_LEADER = 0, PX_ROLE_REPLICA = 1 } px_role;
+typedef enum { PX_ROLE_LEADER = 0, PX_ROLE_REPLICA = 1, PX_ROLE_NODE = 2 } px_role;
 
 struct px_backend {
     px_ctx *ctx;
@@ -229,6 +232,7 @@ struct px_ctx {
     int nbackends;
     px_backend *retired;     /* backends removed at run time (clients may still point at their links) */
     struct repl_sentinel *sentinel;  /* following Sentinel, or NULL */
+    struct repl_quorum *quorum;      /* mode quorum state, or NULL */
     int argc;                /* the command line, for reloading the config */
     char **argv;
     ev_signal sighup;

@@ -24,6 +24,7 @@
 #include "proxy/client.h"
 #include "proxy/log.h"
 #include "replication/leader.h"
+#include "replication/quorum.h"
 #include "replication/sentinel.h"
 #include "replication/session.h"
 
@@ -130,6 +131,10 @@ int px_server_reload(px_ctx *ctx, char *err, size_t errlen)
         px_log_set_level(next.loglevel);
         ctx->cfg.loglevel = next.loglevel;
     }
+    if (ctx->cfg.mode == CONF_MODE_QUORUM) {
+        px_notice("Config reloaded; mode quorum keeps its nodes until a restart");
+        return 0;
+    }
     if (ctx->sentinel) {
         px_notice("Config reloaded; the topology follows Sentinel, not the file");
         return 0;
@@ -199,19 +204,24 @@ int px_server_init(px_ctx *ctx, struct ev_loop *loop, const conf *cfg, char *err
     memset(ctx, 0, sizeof *ctx);
     ctx->loop = loop;
     ctx->cfg = *cfg;
-    if (cfg->mode != CONF_MODE_LEADER) {
-        snprintf(err, errlen, "mode %s is not implemented yet: use mode leader", conf_mode_name(cfg->mode));
-        return -1;
+    ctx->commands = px_cmdtable_new_builtin();
+    ctx->started = ev_now(loop);
+    if (cfg->mode == CONF_MODE_QUORUM) {
+        ctx->strategy = &repl_quorum_strategy;
+        ctx->nbackends = cfg->node_count;
+        ctx->backends = calloc((size_t)ctx->nbackends, sizeof *ctx->backends);
+        if (!ctx->backends) abort();
+        for (int i = 0; i < cfg->node_count; i++)
+            ctx->backends[i] = px_backend_new(ctx, i, PX_ROLE_NODE, &cfg->nodes[i]);
+        return repl_quorum_init(ctx, err, errlen);
     }
     ctx->strategy = &repl_leader_strategy;
-    ctx->commands = px_cmdtable_new_builtin();
     ctx->nbackends = 1 + cfg->replica_count;
     ctx->backends = calloc((size_t)ctx->nbackends, sizeof *ctx->backends);
     if (!ctx->backends) abort();
     ctx->backends[0] = px_backend_new(ctx, 0, PX_ROLE_LEADER, &cfg->leader);
     for (int i = 0; i < cfg->replica_count; i++)
         ctx->backends[i + 1] = px_backend_new(ctx, i + 1, PX_ROLE_REPLICA, &cfg->replicas[i]);
-    ctx->started = ev_now(loop);
     return 0;
 }
 
@@ -267,24 +277,10 @@ static void on_sentinel_view(const repl_sentinel_view *v, const char *reason, vo
         px_warning("Sentinel reported an invalid topology (%s): ignored", reason);
 }
 
-int px_server_run(px_ctx *ctx)
+/* The loop's own watchers: the flush hook, cron, signals. */
+static void start_watchers(px_ctx *ctx)
 {
     struct ev_loop *loop = ctx->loop;
-    for (int i = 0; i < ctx->nlisten; i++) ev_io_start(loop, &ctx->listen_io[i]);
-    for (int i = 0; i < ctx->nbackends; i++) px_backend_start(ctx->backends[i]);
-
-    const conf *cfg = &ctx->cfg;
-    if (cfg->sentinel_count > 0)
-        ctx->sentinel = repl_sentinel_new(loop, cfg->sentinels, cfg->sentinel_count,
-                                          cfg->sentinel_master, cfg->sentinel_password,
-                                          cfg->backend_password, 1000, on_sentinel_view, ctx);
-    const char *cmd_argv[] = {"COMMAND"};
-    repl_oneshot_command(loop, cfg->leader.host, cfg->leader.port, cfg->backend_user,
-                         cfg->backend_password, 5000, 1, cmd_argv, on_command_reply, ctx);
-    const char *info_argv[] = {"INFO", "server"};
-    repl_oneshot_command(loop, cfg->leader.host, cfg->leader.port, cfg->backend_user,
-                         cfg->backend_password, 5000, 2, info_argv, on_server_info, ctx);
-
     ev_prepare_init(&ctx->flush_watcher, on_prepare);
     ctx->flush_watcher.data = ctx;
     ev_prepare_start(loop, &ctx->flush_watcher);
@@ -300,6 +296,35 @@ int px_server_run(px_ctx *ctx)
     ctx->sighup.data = ctx;
     ev_signal_start(loop, &ctx->sighup);
     signal(SIGPIPE, SIG_IGN);
+}
+
+int px_server_run(px_ctx *ctx)
+{
+    struct ev_loop *loop = ctx->loop;
+    for (int i = 0; i < ctx->nlisten; i++) ev_io_start(loop, &ctx->listen_io[i]);
+    for (int i = 0; i < ctx->nbackends; i++) px_backend_start(ctx->backends[i]);
+
+    const conf *cfg = &ctx->cfg;
+    if (cfg->mode == CONF_MODE_QUORUM) {
+        repl_quorum_start(ctx);
+        start_watchers(ctx);
+        px_notice("Ready to accept connections tcp (port %d, mode quorum, %d nodes)", cfg->port,
+                  cfg->node_count);
+        ev_run(loop, 0);
+        return 0;
+    }
+    if (cfg->sentinel_count > 0)
+        ctx->sentinel = repl_sentinel_new(loop, cfg->sentinels, cfg->sentinel_count,
+                                          cfg->sentinel_master, cfg->sentinel_password,
+                                          cfg->backend_password, 1000, on_sentinel_view, ctx);
+    const char *cmd_argv[] = {"COMMAND"};
+    repl_oneshot_command(loop, cfg->leader.host, cfg->leader.port, cfg->backend_user,
+                         cfg->backend_password, 5000, 1, cmd_argv, on_command_reply, ctx);
+    const char *info_argv[] = {"INFO", "server"};
+    repl_oneshot_command(loop, cfg->leader.host, cfg->leader.port, cfg->backend_user,
+                         cfg->backend_password, 5000, 2, info_argv, on_server_info, ctx);
+
+    start_watchers(ctx);
 
     px_notice("Ready to accept connections tcp (port %d, mode %s, leader %s, %d replica%s)",
               cfg->port, conf_mode_name(cfg->mode), ctx->backends[0]->name, cfg->replica_count,
@@ -314,6 +339,7 @@ void px_server_free(px_ctx *ctx)
     px_clients_reap(ctx);
     if (ctx->sentinel) repl_sentinel_free(ctx->sentinel);
     ctx->sentinel = NULL;
+    repl_quorum_stop(ctx);
     repl_session_free_parked(ctx);
     for (int i = 0; i < ctx->nbackends; i++) px_backend_free(ctx->backends[i]);
     px_links_reap(ctx);
@@ -335,5 +361,6 @@ void px_server_free(px_ctx *ctx)
         ctx->retired = b->next_retired;
         px_backend_free(b);
     }
+    repl_quorum_free(ctx);
     px_cmdtable_free(ctx->commands);
 }

@@ -152,8 +152,10 @@
  * tombstone that carries value bytes is foreign too, as for
  * repl_stored_decode). */
 #define REPL_QUORUM_LUA_PRELUDE                                                                \
-    "local PFX, HDR = string.char(245, 1), 35\n"                                               \
-    "local LIVE, TOMB = string.char(0), string.char(1)\n"                                      \
+    "local PFX, HDR = '\\245\\1', 35\n"                                               \
+    "local LIVE, TOMB = '\\0', '\\1'\n"                                      \
+    "local SET_MODES = {'PX|PXAT|KEEPTTL', PX = 1, PXAT = 1, KEEPTTL = 1}\n"                   \
+    "local TTL_MODES = {'PX|PXAT', PX = 1, PXAT = 1}\n"                                       \
     "local function err(m) return {err = 'ERR rcproxy: ' .. m} end\n"                          \
     "local function is_ver(v) return #v == 32 and v:find('^[0-9a-f]+$') ~= nil end\n"          \
     "local function is_ms(s)\n"                                                                \
@@ -200,14 +202,13 @@
     "  return st, cur\n"                                                                       \
     "end\n"
 
-#define REPL_QUORUM_LUA_VSET                                                                   \
-    "#!lua\n" REPL_QUORUM_LUA_PRELUDE                                                          \
+#define REPL_QUORUM_BODY_VSET \
     "if #KEYS ~= 1 or #ARGV < 3 or #ARGV > 4 then\n"                                           \
     "  return err('VSET wants 1 key and version value ttl [PX|PXAT|KEEPTTL]')\n"               \
     "end\n"                                                                                    \
     "local k, ver, val, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]\n"                            \
     "local mode = string.upper(ARGV[4] or 'PX')\n"                                             \
-    "local bad = check_args(ttl, mode, {'PX|PXAT|KEEPTTL', PX = 1, PXAT = 1, KEEPTTL = 1})\n"  \
+    "local bad = check_args(ttl, mode, SET_MODES)\n"  \
     "if bad then return bad end\n"                                                             \
     "if mode == 'KEEPTTL' and ttl ~= '0' then return err('KEEPTTL takes ttl 0') end\n"         \
     "local st, cur = older(k, ver)\n"                                                          \
@@ -217,30 +218,30 @@
     "elseif mode == 'KEEPTTL' and st == 1 then redis.call('SET', k, blob, 'KEEPTTL')\n"        \
     "else redis.call('SET', k, blob) end\n"                                                    \
     "return {1, ver, st}\n"
+#define REPL_QUORUM_LUA_VSET "#!lua\n" REPL_QUORUM_LUA_PRELUDE REPL_QUORUM_BODY_VSET
 
-#define REPL_QUORUM_LUA_VDEL                                                                   \
-    "#!lua\n" REPL_QUORUM_LUA_PRELUDE                                                          \
+#define REPL_QUORUM_BODY_VDEL \
     "if #KEYS ~= 1 or #ARGV < 2 or #ARGV > 3 then\n"                                           \
     "  return err('VDEL wants 1 key and version tombstone_ttl [PX|PXAT]')\n"                   \
     "end\n"                                                                                    \
     "local k, ver, ttl = KEYS[1], ARGV[1], ARGV[2]\n"                                          \
     "local mode = string.upper(ARGV[3] or 'PX')\n"                                             \
-    "local bad = check_args(ttl, mode, {'PX|PXAT', PX = 1, PXAT = 1})\n"                       \
+    "local bad = check_args(ttl, mode, TTL_MODES)\n"                       \
     "if bad then return bad end\n"                                                             \
     "if ttl == '0' then return err('a tombstone needs a ttl > 0') end\n"                       \
     "local st, cur = older(k, ver)\n"                                                          \
     "if not st then return cur end\n"                                                          \
     "redis.call('SET', k, PFX .. TOMB .. ver, mode, ttl)\n"                                    \
     "return {1, ver, st}\n"
+#define REPL_QUORUM_LUA_VDEL "#!lua\n" REPL_QUORUM_LUA_PRELUDE REPL_QUORUM_BODY_VDEL
 
-#define REPL_QUORUM_LUA_VEXPIRE                                                                \
-    "#!lua\n" REPL_QUORUM_LUA_PRELUDE                                                          \
+#define REPL_QUORUM_BODY_VEXPIRE \
     "if #KEYS ~= 1 or #ARGV < 2 or #ARGV > 3 then\n"                                           \
     "  return err('VEXPIRE wants 1 key and version ttl [PX|PXAT]')\n"                          \
     "end\n"                                                                                    \
     "local k, ver, ttl = KEYS[1], ARGV[1], ARGV[2]\n"                                          \
     "local mode = string.upper(ARGV[3] or 'PX')\n"                                             \
-    "local bad = check_args(ttl, mode, {'PX|PXAT', PX = 1, PXAT = 1})\n"                       \
+    "local bad = check_args(ttl, mode, TTL_MODES)\n"                       \
     "if bad then return bad end\n"                                                             \
     "local st, cur = older(k, ver)\n"                                                          \
     "if not st then return cur end\n"                                                          \
@@ -250,9 +251,9 @@
     "elseif mode == 'PX' then redis.call('PEXPIRE', k, ttl)\n"                                 \
     "else redis.call('PEXPIREAT', k, ttl) end\n"                                               \
     "return {1, ver, st}\n"
+#define REPL_QUORUM_LUA_VEXPIRE "#!lua\n" REPL_QUORUM_LUA_PRELUDE REPL_QUORUM_BODY_VEXPIRE
 
-#define REPL_QUORUM_LUA_VGET                                                                   \
-    "#!lua flags=no-writes\n" REPL_QUORUM_LUA_PRELUDE                                          \
+#define REPL_QUORUM_BODY_VGET \
     "if #KEYS ~= 1 or #ARGV ~= 0 then return err('VGET wants 1 key and no arguments') end\n"   \
     "local st, cur = head(KEYS[1])\n"                                                          \
     "if not st then return cur end\n"                                                          \
@@ -260,9 +261,9 @@
     "local val = ''\n"                                                                         \
     "if st == 1 then val = redis.call('GETRANGE', KEYS[1], HDR, -1) end\n"                     \
     "return {cur, st - 1, val, redis.call('PTTL', KEYS[1])}\n"
+#define REPL_QUORUM_LUA_VGET "#!lua flags=no-writes\n" REPL_QUORUM_LUA_PRELUDE REPL_QUORUM_BODY_VGET
 
-#define REPL_QUORUM_LUA_VHEAD                                                                  \
-    "#!lua flags=no-writes\n" REPL_QUORUM_LUA_PRELUDE                                          \
+#define REPL_QUORUM_BODY_VHEAD \
     "if #KEYS < 1 or #ARGV ~= 0 then return err('VHEAD wants 1 or more keys and no arguments') end\n" \
     "local out = {}\n"                                                                         \
     "for i, k in ipairs(KEYS) do\n"                                                            \
@@ -272,6 +273,17 @@
     "  else out[i] = {cur, st - 1, redis.call('PTTL', k)} end\n"                               \
     "end\n"                                                                                    \
     "return out\n"
+#define REPL_QUORUM_LUA_VHEAD "#!lua flags=no-writes\n" REPL_QUORUM_LUA_PRELUDE REPL_QUORUM_BODY_VHEAD
+
+#define REPL_QUORUM_BODY_VDROP                                                                 \
+    "if #KEYS ~= 1 or #ARGV ~= 1 then return err('VDROP wants 1 key and version') end\n"       \
+    "if not is_ver(ARGV[1]) then return err('version must be 32 lowercase hex characters') end\n" \
+    "local st, cur = head(KEYS[1])\n"                                                          \
+    "if not st then return cur end\n"                                                          \
+    "if st == 0 or vcmp(cur, ARGV[1]) > 0 then return 0 end\n"                                 \
+    "redis.call('DEL', KEYS[1])\n"                                                             \
+    "return 1\n"
+#define REPL_QUORUM_LUA_VDROP "#!lua\n" REPL_QUORUM_LUA_PRELUDE REPL_QUORUM_BODY_VDROP
 
 /* All scripts, for loading every one of them on each new backend link. */
 typedef enum {
@@ -280,16 +292,56 @@ typedef enum {
     REPL_QUORUM_VEXPIRE,
     REPL_QUORUM_VGET,
     REPL_QUORUM_VHEAD,
+    REPL_QUORUM_VDROP,
     REPL_QUORUM_NSCRIPTS
 } repl_quorum_script;
 
 static const char *const repl_quorum_script_name[REPL_QUORUM_NSCRIPTS] __attribute__((unused)) = {
-    "VSET", "VDEL", "VEXPIRE", "VGET", "VHEAD",
+    "VSET", "VDEL", "VEXPIRE", "VGET", "VHEAD", "VDROP",
 };
 
 static const char *const repl_quorum_script_src[REPL_QUORUM_NSCRIPTS] __attribute__((unused)) = {
     REPL_QUORUM_LUA_VSET, REPL_QUORUM_LUA_VDEL, REPL_QUORUM_LUA_VEXPIRE,
-    REPL_QUORUM_LUA_VGET, REPL_QUORUM_LUA_VHEAD,
+    REPL_QUORUM_LUA_VGET, REPL_QUORUM_LUA_VHEAD, REPL_QUORUM_LUA_VDROP,
 };
+
+/* ---------------------------------------------------------------------------
+ * The same scripts as one Redis 7 function library, which is what rcproxy
+ * uses: loaded with FUNCTION LOAD REPLACE as the first command of every link
+ * to a node (after AUTH), called by name, so no SHA1 has to be known and a
+ * restarted node gets the library back on the reconnect:
+ *
+ *   FCALL rcp_vset 1 <key> <version> <value> <ttl> [PX|PXAT|KEEPTTL]
+ *   FCALL rcp_vdel 1 <key> <version> <tombstone_ttl> [PX|PXAT]
+ *   FCALL rcp_vexpire 1 <key> <version> <ttl> [PX|PXAT]
+ *   FCALL_RO rcp_vget 1 <key>
+ *   FCALL_RO rcp_vhead <n> <key>...
+ *   FCALL rcp_vdrop 1 <key> <version>   delete the key if its version <= version
+ *                                       (a stand-in's copy after its hint is handed off)
+ *
+ * Arguments and replies are those of the scripts above (the callback's
+ * parameters are named KEYS and ARGV so the bodies are shared). */
+#define REPL_QUORUM_LIBRARY_NAME "rcproxy_quorum_1"
+/* The helpers of the prelude are defined once, when the library loads; each
+ * callback only sets the KEYS/ARGV upvalues they read (Redis runs one call
+ * at a time) and runs its body: no closures are built per call. */
+#define REPL_QUORUM_FUNCTION(name, fn, flags)                                                  \
+    "redis.register_function{function_name='" name "', callback=function(k, a)\n"             \
+    "  KEYS, ARGV = k, a\n  return " fn "()\nend" flags "}\n"
+#define REPL_QUORUM_LIBRARY                                                                    \
+    "#!lua name=" REPL_QUORUM_LIBRARY_NAME "\n"                                                \
+    "local KEYS, ARGV\n" REPL_QUORUM_LUA_PRELUDE                                               \
+    "local function vset()\n" REPL_QUORUM_BODY_VSET "end\n"                                   \
+    "local function vdel()\n" REPL_QUORUM_BODY_VDEL "end\n"                                   \
+    "local function vexpire()\n" REPL_QUORUM_BODY_VEXPIRE "end\n"                             \
+    "local function vget()\n" REPL_QUORUM_BODY_VGET "end\n"                                   \
+    "local function vhead()\n" REPL_QUORUM_BODY_VHEAD "end\n"                                 \
+    "local function vdrop()\n" REPL_QUORUM_BODY_VDROP "end\n"                                 \
+    REPL_QUORUM_FUNCTION("rcp_vset", "vset", "")                                               \
+    REPL_QUORUM_FUNCTION("rcp_vdel", "vdel", "")                                               \
+    REPL_QUORUM_FUNCTION("rcp_vexpire", "vexpire", "")                                         \
+    REPL_QUORUM_FUNCTION("rcp_vget", "vget", ", flags={'no-writes'}")                          \
+    REPL_QUORUM_FUNCTION("rcp_vhead", "vhead", ", flags={'no-writes'}")                        \
+    REPL_QUORUM_FUNCTION("rcp_vdrop", "vdrop", "")
 
 #endif

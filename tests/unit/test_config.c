@@ -132,7 +132,7 @@ Test(table, names_unique_lowercase_and_runtime_flags)
             cr_assert(strcmp(directives[k].name, n) != 0, "duplicate row %s", n);
         cr_assert_eq(directives[i].runtime, strcmp(n, "loglevel") == 0, "%s", n);
     }
-    cr_assert_eq(N_DIRECTIVES, 37);
+    cr_assert_eq(N_DIRECTIVES, 43);
 }
 
 Test(names, mode_and_loglevel)
