@@ -15,6 +15,8 @@
  *       tests/unit/test_quorum_scripts.c -lcriterion -lhiredis -o /tmp/t */
 #include "replication/quorum_scripts.h"
 
+#include <ctype.h>
+
 #include <criterion/criterion.h>
 
 #include "tests/support/ts.h"
@@ -124,7 +126,17 @@ static redisContext *server_connect(qserver *s, int ms) {
     return NULL;
 }
 
+/* The data path calls the function library (FCALL rcp_vset...); the EVAL
+ * form of the same scripts is checked by the test that sets this. */
+static int use_evalsha;
+
 static void load_scripts(qserver *s) {
+    redisReply *lib = redisCommand(s->c, "FUNCTION LOAD REPLACE %s", REPL_QUORUM_LIBRARY);
+    cr_assert_not_null(lib, "FUNCTION LOAD: %s", s->c->errstr);
+    cr_assert_eq(lib->type, REDIS_REPLY_STRING, "FUNCTION LOAD: %s",
+                 lib->type == REDIS_REPLY_ERROR ? lib->str : "?");
+    cr_assert_str_eq(lib->str, REPL_QUORUM_LIBRARY_NAME);
+    freeReplyObject(lib);
     for (int i = 0; i < REPL_QUORUM_NSCRIPTS; i++) {
         redisReply *r = redisCommand(s->c, "SCRIPT LOAD %s", repl_quorum_script_src[i]);
         cr_assert_not_null(r, "SCRIPT LOAD %s: %s", repl_quorum_script_name[i], s->c->errstr);
@@ -221,13 +233,23 @@ typedef struct {
 static redisReply *qcall_on(qserver *s, repl_quorum_script id, int nkeys, int nargs, const qarg *args) {
     const char *argv[64];
     size_t lens[64];
-    char nk[16];
+    char nk[16], fn[32];
     cr_assert(nargs + 3 <= 64);
     snprintf(nk, sizeof nk, "%d", nkeys);
-    argv[0] = "EVALSHA";
-    lens[0] = 7;
-    argv[1] = s->sha[id];
-    lens[1] = 40;
+    if (use_evalsha) {
+        argv[0] = "EVALSHA";
+        argv[1] = s->sha[id];
+    } else {
+        /* rcp_<name in lowercase> */
+        const char *name = repl_quorum_script_name[id];
+        size_t n = strlen(name);
+        memcpy(fn, "rcp_", 4);
+        for (size_t i = 0; i <= n; i++) fn[4 + i] = (char)tolower((unsigned char)name[i]);
+        argv[0] = "FCALL";
+        argv[1] = fn;
+    }
+    lens[0] = strlen(argv[0]);
+    lens[1] = strlen(argv[1]);
     argv[2] = nk;
     lens[2] = strlen(nk);
     for (int i = 0; i < nargs; i++) {
@@ -354,6 +376,7 @@ static void wait_gone(const char *key, int ms) {
 
 Test(qlua, scripts_load_and_reload_after_flush) {
     qserver *s = &servers[0];
+    use_evalsha = 1;
     char before[REPL_QUORUM_NSCRIPTS][41];
     memcpy(before, s->sha, sizeof before);
     qver v1 = ver(1, 0, 1);
@@ -372,6 +395,31 @@ Test(qlua, scripts_load_and_reload_after_flush) {
     r = redisCommand(s->c, "EVALSHA_RO %s 1 k %s x 0", s->sha[REPL_QUORUM_VSET], v1.s);
     cr_assert_not_null(r);
     cr_assert_eq(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+}
+
+Test(qlua, function_library_reloads_and_vdrop) {
+    qserver *s = &servers[0];
+    qver v1 = ver(1, 0, 1), v2 = ver(2, 0, 1);
+    expect_write(QCALL(REPL_QUORUM_VSET, S("k"), S(v2.s), S("x"), S("0")), 1, v2.s, 0);
+    load_scripts(s);   /* FUNCTION LOAD REPLACE again: the data survives */
+    expect_vget("k", v2.s, LIVE, "x");
+    /* VDROP deletes only a copy no newer than the version named */
+    redisReply *r = QCALL(REPL_QUORUM_VDROP, S("k"), S(v1.s));
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
+    cr_assert_eq(r->integer, 0);
+    freeReplyObject(r);
+    expect_vget("k", v2.s, LIVE, "x");
+    r = QCALL(REPL_QUORUM_VDROP, S("k"), S(v2.s));
+    cr_assert_eq(r->integer, 1);
+    freeReplyObject(r);
+    expect_missing("k");
+    r = QCALL(REPL_QUORUM_VDROP, S("k"), S(v2.s));
+    cr_assert_eq(r->integer, 0);
+    freeReplyObject(r);
+    /* read-only functions run with FCALL_RO */
+    r = redisCommand(s->c, "FCALL_RO rcp_vget 1 k");
+    cr_assert_eq(r->type, REDIS_REPLY_NIL);
     freeReplyObject(r);
 }
 
