@@ -79,9 +79,19 @@ void px_buf_add_errorf(px_buf *b, const char *fmt, ...)
 
 void px_buf_add_header(px_buf *b, char type, long long v)
 {
+    /* digits written backwards from the end: no printf on the hot path */
     char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%c%lld\r\n", type, v);
-    px_buf_append(b, tmp, (size_t)n);
+    char *p = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    *--p = '\n';
+    *--p = '\r';
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    *--p = type;
+    px_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 void px_buf_add_int(px_buf *b, long long v) { px_buf_add_header(b, ':', v); }
