@@ -938,8 +938,9 @@ static void job_holder_cmd(hint_job *j, int argc, const char **argv, const size_
 
 static void job_xdel(hint_job *j, const char *id) {
     repl_qbg *bg = j->round->bg;
-    const char *argv[3] = {"XDEL", bg->nodes[j->owner].stream, id};
-    job_holder_cmd(j, 3, argv, NULL);
+    /* XDEL, and DEL of the stream once empty, atomically on the holder */
+    const char *argv[5] = {"FCALL", "rcp_hdel", "1", bg->nodes[j->owner].stream, id};
+    job_holder_cmd(j, 5, argv, NULL);
 }
 
 /* The owner answered a replayed entry: any write reply (code 0..3) means

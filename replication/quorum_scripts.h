@@ -109,7 +109,7 @@
  * (val only for VSET).  Hand-off, when the owner is back:
  *   XRANGE rcproxy:hints:<owner> - + COUNT <n>   on the holder
  *   EVALSHA <op> 1 <key> <ver> [<val>] <ttl> <mode>   on the owner
- *   XDEL rcproxy:hints:<owner> <id>...           on the holder, after any
+ *   FCALL rcp_hdel 1 rcproxy:hints:<owner> <id>... on the holder, after any
  *                                                 reply code from the owner
  * Replay is idempotent and, for VSET/VDEL, order-free (the scripts keep the
  * newest version), so a crash between EVALSHA and XDEL only replays a hint
@@ -285,6 +285,20 @@
     "return 1\n"
 #define REPL_QUORUM_LUA_VDROP "#!lua\n" REPL_QUORUM_LUA_PRELUDE REPL_QUORUM_BODY_VDROP
 
+/* HDEL  KEYS[1]=hint stream  ARGV: entry ids (may be none)
+ *   XDELs the entries and deletes the stream once it is empty, in one step,
+ *   so a hint XADDed meanwhile by another rcproxy is never lost with it.
+ *   Returns the number of entries deleted. */
+#define REPL_QUORUM_BODY_HDEL                                                                  \
+    "if #KEYS ~= 1 then return err('HDEL wants 1 stream and entry ids') end\n"                \
+    "local n = 0\n"                                                                           \
+    "if #ARGV > 0 then n = redis.call('XDEL', KEYS[1], unpack(ARGV)) end\n"                   \
+    "if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('XLEN', KEYS[1]) == 0 then\n"       \
+    "  redis.call('DEL', KEYS[1])\n"                                                          \
+    "end\n"                                                                                   \
+    "return n\n"
+#define REPL_QUORUM_LUA_HDEL "#!lua\n" REPL_QUORUM_LUA_PRELUDE REPL_QUORUM_BODY_HDEL
+
 /* All scripts, for loading every one of them on each new backend link. */
 typedef enum {
     REPL_QUORUM_VSET = 0,
@@ -293,16 +307,17 @@ typedef enum {
     REPL_QUORUM_VGET,
     REPL_QUORUM_VHEAD,
     REPL_QUORUM_VDROP,
+    REPL_QUORUM_HDEL,
     REPL_QUORUM_NSCRIPTS
 } repl_quorum_script;
 
 static const char *const repl_quorum_script_name[REPL_QUORUM_NSCRIPTS] __attribute__((unused)) = {
-    "VSET", "VDEL", "VEXPIRE", "VGET", "VHEAD", "VDROP",
+    "VSET", "VDEL", "VEXPIRE", "VGET", "VHEAD", "VDROP", "HDEL",
 };
 
 static const char *const repl_quorum_script_src[REPL_QUORUM_NSCRIPTS] __attribute__((unused)) = {
     REPL_QUORUM_LUA_VSET, REPL_QUORUM_LUA_VDEL, REPL_QUORUM_LUA_VEXPIRE,
-    REPL_QUORUM_LUA_VGET, REPL_QUORUM_LUA_VHEAD, REPL_QUORUM_LUA_VDROP,
+    REPL_QUORUM_LUA_VGET, REPL_QUORUM_LUA_VHEAD, REPL_QUORUM_LUA_VDROP, REPL_QUORUM_LUA_HDEL,
 };
 
 /* ---------------------------------------------------------------------------
@@ -318,6 +333,7 @@ static const char *const repl_quorum_script_src[REPL_QUORUM_NSCRIPTS] __attribut
  *   FCALL_RO rcp_vhead <n> <key>...
  *   FCALL rcp_vdrop 1 <key> <version>   delete the key if its version <= version
  *                                       (a stand-in's copy after its hint is handed off)
+ *   FCALL rcp_hdel 1 <stream> <id>...   XDEL hint entries, DEL the stream once empty
  *
  * Arguments and replies are those of the scripts above (the callback's
  * parameters are named KEYS and ARGV so the bodies are shared). */
@@ -337,11 +353,13 @@ static const char *const repl_quorum_script_src[REPL_QUORUM_NSCRIPTS] __attribut
     "local function vget()\n" REPL_QUORUM_BODY_VGET "end\n"                                   \
     "local function vhead()\n" REPL_QUORUM_BODY_VHEAD "end\n"                                 \
     "local function vdrop()\n" REPL_QUORUM_BODY_VDROP "end\n"                                 \
+    "local function hdel()\n" REPL_QUORUM_BODY_HDEL "end\n"                                   \
     REPL_QUORUM_FUNCTION("rcp_vset", "vset", "")                                               \
     REPL_QUORUM_FUNCTION("rcp_vdel", "vdel", "")                                               \
     REPL_QUORUM_FUNCTION("rcp_vexpire", "vexpire", "")                                         \
     REPL_QUORUM_FUNCTION("rcp_vget", "vget", ", flags={'no-writes'}")                          \
     REPL_QUORUM_FUNCTION("rcp_vhead", "vhead", ", flags={'no-writes'}")                        \
-    REPL_QUORUM_FUNCTION("rcp_vdrop", "vdrop", "")
+    REPL_QUORUM_FUNCTION("rcp_vdrop", "vdrop", "")                                             \
+    REPL_QUORUM_FUNCTION("rcp_hdel", "hdel", "")
 
 #endif

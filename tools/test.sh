@@ -157,13 +157,13 @@ if ((DO_CRITERION)); then
             [[ "$t" == */tests/integration/* ]] && continue
             run_criterion unit "$t" "$T_UNIT"
         done
-        section "criterion integration tests (build-asan, --jobs 2; failover --jobs 1)"
+        section "criterion integration tests (build-asan, --jobs 2; failover and quorum --jobs 1)"
         for t in "${TESTS[@]}"; do
             [[ "$t" == */tests/integration/* ]] || continue
             # Sentinel's timing (down-after-milliseconds 1000) is only meaningful
             # when two failover tests do not share the 2 cores
             jobs=2
-            [[ "$t" == */test_failover ]] && jobs=1
+            [[ "$t" == */test_failover || "$t" == */test_quorum ]] && jobs=1
             run_criterion integration "$t" "$T_INTEGRATION" --jobs "$jobs"
         done
     fi

@@ -68,13 +68,17 @@ typedef struct topo {
     pid_t sentinel_pids[IT_MAX_SENTINELS];
     int nsentinels;
     char proxy_conf[96];           /* "<dir>/rcproxy.conf" or "" */
+    it_server nodes[IT_MAX_QUORUM_NODES];   /* it_opts.quorum_nodes */
+    int nnodes;
+    pid_t tool_pids[IT_MAX_TOOLS];          /* it_spawn_tool */
 } topo;
 
 static topo T;
 
 /* Every pid we started, for the signal/atexit safety net (only kill() is
  * used there, which is async-signal-safe). */
-static volatile pid_t g_pids[IT_MAX_REPLICAS + IT_MAX_SENTINELS + 4];
+static volatile pid_t g_pids[IT_MAX_REPLICAS + IT_MAX_SENTINELS + IT_MAX_QUORUM_NODES +
+                             IT_MAX_TOOLS + 4];
 
 /* ------------------------------------------------------------------------ */
 /* small utilities                                                          */
@@ -550,6 +554,12 @@ static bool launch(argv_b *a, const char *out_name, pid_t *pid)
     return *pid > 0;
 }
 
+/* True if s is one of the mode quorum nodes (T.nodes). */
+static bool is_node(const it_server *s)
+{
+    return s >= T.nodes && s < T.nodes + IT_MAX_QUORUM_NODES;
+}
+
 static bool redis_spawn(it_server *s)
 {
     argv_b *a = calloc(1, sizeof *a);
@@ -560,7 +570,15 @@ static bool redis_spawn(it_server *s)
     arg_add(a, "--bind"); arg_add(a, "127.0.0.1");
     arg_add(a, "--dir"); arg_add(a, "%s", T.dir);
     arg_add(a, "--save"); arg_add(a, "%s", "");
-    arg_add(a, "--appendonly"); arg_add(a, "no");
+    if (is_node(s) && T.opts.quorum_persist) {
+        /* every acknowledged write is on disk before the reply; each node
+         * has its own AOF directory (they share T.dir) */
+        arg_add(a, "--appendonly"); arg_add(a, "yes");
+        arg_add(a, "--appendfsync"); arg_add(a, "always");
+        arg_add(a, "--appenddirname"); arg_add(a, "aof-%d", s->port);
+    } else {
+        arg_add(a, "--appendonly"); arg_add(a, "no");
+    }
     arg_add(a, "--daemonize"); arg_add(a, "no");
     arg_add(a, "--logfile"); arg_add(a, "%s/redis-%d.log", T.dir, s->port);
     arg_add(a, "--dbfilename"); arg_add(a, "dump-%d.rdb", s->port);
@@ -570,7 +588,7 @@ static bool redis_spawn(it_server *s)
     arg_add(a, "--repl-diskless-sync-delay"); arg_add(a, "0");
     arg_add(a, "--client-output-buffer-limit");
     arg_add(a, "replica"); arg_add(a, "0"); arg_add(a, "0"); arg_add(a, "0");
-    if (!s->is_leader) {
+    if (!s->is_leader && !is_node(s)) {
         /* replica 0 stays behind the delay relay, also when restarted */
         int master = s == &T.replicas[0] && T.relay_port > 0 ? T.relay_port : T.leader.port;
         arg_add(a, "--replicaof"); arg_add(a, "127.0.0.1"); arg_add(a, "%d", master);
@@ -600,7 +618,7 @@ static bool redis_ready_once(const it_server *s, bool need_link)
     }
     if (!r || r->type != REDIS_REPLY_STATUS || strcmp(r->str, "PONG") != 0)
         goto done;
-    if (s->is_leader || T.leader.pid == 0) {
+    if (s->is_leader || is_node(s) || T.leader.pid == 0) {
         ok = true;
         goto done;
     }
@@ -679,13 +697,20 @@ static void proxy_directives(argv_b *d, int port, const char *name, bool running
 {
     arg_add(d, "port"); arg_add(d, "%d", port);
     arg_add(d, "bind"); arg_add(d, "127.0.0.1");
-    arg_add(d, "mode"); arg_add(d, "leader");
-    if (T.nsentinels > 0 && !T.opts.proxy_static) {
+    if (T.nnodes > 0) {
+        /* mode quorum: the node set is static, listed in node order */
+        arg_add(d, "mode"); arg_add(d, "quorum");
+        for (int i = 0; i < T.nnodes; i++) {
+            arg_add(d, "node"); arg_add(d, "127.0.0.1:%d", T.nodes[i].port);
+        }
+    } else if (T.nsentinels > 0 && !T.opts.proxy_static) {
+        arg_add(d, "mode"); arg_add(d, "leader");
         for (int i = 0; i < T.nsentinels; i++) {
             arg_add(d, "sentinel"); arg_add(d, "127.0.0.1:%d", T.sentinel_ports[i]);
         }
         arg_add(d, "sentinel-master"); arg_add(d, "%s", IT_SENTINEL_MASTER);
     } else {
+        arg_add(d, "mode"); arg_add(d, "leader");
         arg_add(d, "leader"); arg_add(d, "127.0.0.1:%d", T.leader.port);
         for (int i = 0; i < T.nreplicas; i++) {
             if (running_only && T.replicas[i].pid == 0)
@@ -751,8 +776,10 @@ static bool proxy_write_conf(const char *path, const argv_b *d)
 /* Start an rcproxy on `port` in front of the topology, logging to
  * <tmpdir>/<name>.log and <name>.out; *pid gets its pid (0 on failure).
  * With it_opts.proxy_config_file the directives go to <tmpdir>/<name>.conf
- * (rewritten at each start) and rcproxy is started from that file. */
-static bool proxy_spawn(int port, const char *name, pid_t *pid)
+ * (rewritten at each start) and rcproxy is started from that file.  The
+ * extra arguments are it_opts.proxy_args, or for the second rcproxy
+ * (second) it_opts.proxy2_args when those are set. */
+static bool proxy_spawn(int port, const char *name, bool second, pid_t *pid)
 {
     bool ok = false;
     *pid = 0;
@@ -776,8 +803,10 @@ static bool proxy_spawn(int port, const char *name, pid_t *pid)
             arg_add(a, "%s", d->v[i + 1]);
         }
     }
-    for (int i = 0; i < IT_MAX_PROXY_ARGS && T.opts.proxy_args[i]; i++)
-        arg_add(a, "%s", T.opts.proxy_args[i]);
+    const char *const *extra = second && T.opts.proxy2_args[0] ? T.opts.proxy2_args
+                                                               : T.opts.proxy_args;
+    for (int i = 0; i < IT_MAX_PROXY_ARGS && extra[i]; i++)
+        arg_add(a, "%s", extra[i]);
     char out[64];
     snprintf(out, sizeof out, "%s.out", name);
     ok = launch(a, out, pid);   /* frees a */
@@ -838,14 +867,14 @@ static void last_lines(const char *path, char *out, size_t cap)
  * answers; one that exits at start (port taken) is retried on another port.
  * Asserts on failure, quoting the last lines of its output (e.g. a config
  * error for a directive it does not know). */
-static void proxy_start_as(const char *name, int *port, pid_t *pid)
+static void proxy_start_as(const char *name, bool second, int *port, pid_t *pid)
 {
     char out[128], why[512] = "";
     snprintf(out, sizeof out, "%s/%s.out", T.dir, name);
     for (int attempt = 0; attempt < SPAWN_ATTEMPTS; attempt++) {
         *port = free_port();
         cr_assert(*port > 0, "no free port");
-        cr_assert(proxy_spawn(*port, name, pid), "cannot start %s", RCPROXY_BIN);
+        cr_assert(proxy_spawn(*port, name, second, pid), "cannot start %s", RCPROXY_BIN);
         long long deadline = it_now_ms() + START_TIMEOUT_MS;
         for (;;) {
             if (has_exited(*pid)) {
@@ -868,7 +897,7 @@ static void proxy_start_as(const char *name, int *port, pid_t *pid)
 
 static void proxy_start(void)
 {
-    proxy_start_as("rcproxy", &T.proxy_port, &T.proxy_pid);
+    proxy_start_as("rcproxy", false, &T.proxy_port, &T.proxy_pid);
 }
 
 /* True once <tmpdir>/delay_relay.out has a "ready" line. */
@@ -1251,6 +1280,7 @@ it_server *it_sentinel_wait_failover(int timeout_ms, it_server **old_leader)
 /* public: lifecycle                                                        */
 
 static void proxy_wait_sentinel_leader(int timeout_ms);
+static void quorum_wait_ready(int port, const char *what, int timeout_ms);
 
 static bool keep_dirs(void)
 {
@@ -1358,6 +1388,10 @@ void it_fini(void)
     kill_and_reap(&T.proxy2_pid);
     for (int i = 0; i < T.nreplicas; i++)
         kill_and_reap(&T.replicas[i].pid);
+    for (int i = 0; i < T.nnodes; i++)
+        kill_and_reap(&T.nodes[i].pid);
+    for (int i = 0; i < IT_MAX_TOOLS; i++)
+        kill_and_reap(&T.tool_pids[i]);
     kill_and_reap(&T.relay_pid);
     kill_and_reap(&T.leader.pid);
     if (!T.dir[0])
@@ -1365,6 +1399,8 @@ void it_fini(void)
     if (!T.passed && !T.skipped) {
         fprintf(stderr, "harness: test failed; topology dir %s (leader %d, proxy %d)\n",
                 T.dir, T.leader.port, T.proxy_port);
+        for (int i = 0; i < T.nnodes; i++)
+            fprintf(stderr, "harness: quorum node %d on port %d\n", i, T.nodes[i].port);
         char path[128];
         snprintf(path, sizeof path, "%s/rcproxy.log", T.dir);
         print_tail(path);
@@ -1392,6 +1428,24 @@ void it_fini(void)
     T.dir[0] = '\0';
 }
 
+/* it_start for mode quorum: the nodes, then rcproxy (unless direct or
+ * no_proxy) and its readiness. */
+static void quorum_start(void)
+{
+    T.nnodes = T.opts.quorum_nodes;
+    it_server *nodes[IT_MAX_QUORUM_NODES];
+    for (int i = 0; i < T.nnodes; i++)
+        nodes[i] = &T.nodes[i];
+    redis_start_all(nodes, T.nnodes, false, true);
+    if (T.opts.proxy_config_file)
+        snprintf(T.proxy_conf, sizeof T.proxy_conf, "%s/rcproxy.conf", T.dir);
+    if (T.direct || T.opts.no_proxy)
+        return;
+    proxy_start();
+    if (!T.opts.no_rotation_wait)
+        quorum_wait_ready(T.proxy_port, "rcproxy", START_TIMEOUT_MS);
+}
+
 void it_start(const it_opts *o)
 {
     static const it_opts defaults = { .replicas = 2 };
@@ -1404,11 +1458,21 @@ void it_start(const it_opts *o)
               "bad sentinel count %d", T.opts.sentinels);
     cr_assert(T.opts.sentinels == 0 || T.opts.relay_delay_ms == 0,
               "sentinels and the delay relay do not go together");
+    cr_assert(T.opts.quorum_nodes >= 0 && T.opts.quorum_nodes <= IT_MAX_QUORUM_NODES,
+              "bad quorum node count %d", T.opts.quorum_nodes);
+    cr_assert(T.opts.quorum_nodes == 0 ||
+              (T.opts.replicas == 0 && T.opts.sentinels == 0 && T.opts.relay_delay_ms == 0),
+              "quorum_nodes goes with no replicas, sentinels or delay relay");
 
     snprintf(T.dir, sizeof T.dir, "/tmp/rcproxy-it-%d-XXXXXX", (int)getpid());
     if (!mkdtemp(T.dir)) {
         T.dir[0] = '\0';
         cr_assert_fail("mkdtemp: %s", strerror(errno));
+    }
+
+    if (T.opts.quorum_nodes > 0) {
+        quorum_start();
+        return;
     }
 
     T.leader.is_leader = true;
@@ -1462,7 +1526,74 @@ int it_replica_count(void)
 
 int it_client_port(void)
 {
-    return T.direct || T.opts.no_proxy ? T.leader.port : T.proxy_port;
+    if (T.direct || T.opts.no_proxy)
+        return T.nnodes > 0 ? T.nodes[0].port : T.leader.port;
+    return T.proxy_port;
+}
+
+int it_node_count(void)
+{
+    return T.nnodes;
+}
+
+it_server *it_node(int i)
+{
+    cr_assert(i >= 0 && i < T.nnodes, "no quorum node %d (%d nodes)", i, T.nnodes);
+    return &T.nodes[i];
+}
+
+redisContext *it_node_connect(int i)
+{
+    it_server *s = it_node(i);
+    redisContext *c = it_try_connect(s->port, backend_pw(), IT_DEFAULT_TIMEOUT_MS);
+    cr_assert_not_null(c, "cannot connect to quorum node %d (port %d)", i, s->port);
+    return c;
+}
+
+const char *it_build_path(const char *name)
+{
+    static char path[512];
+    const char *slash = strrchr(RCPROXY_BIN, '/');
+    int dirlen = slash ? (int)(slash - RCPROXY_BIN) : 1;
+    snprintf(path, sizeof path, "%.*s/%s", dirlen, slash ? RCPROXY_BIN : ".", name);
+    return path;
+}
+
+pid_t it_spawn_tool(const char *const argv[], const char *out_name)
+{
+    cr_assert(T.dir[0], "it_spawn_tool before it_start");
+    int slot = -1;
+    for (int i = 0; i < IT_MAX_TOOLS && slot < 0; i++)
+        if (T.tool_pids[i] == 0)
+            slot = i;
+    cr_assert(slot >= 0, "it_spawn_tool: already %d tools running", IT_MAX_TOOLS);
+    cr_assert(access(argv[0], X_OK) == 0, "tool \"%s\" missing: build it (ninja -C "
+              "<builddir> %s)", argv[0], strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1
+                                                              : argv[0]);
+    argv_b *a = calloc(1, sizeof *a);
+    cr_assert_not_null(a, "out of memory");
+    for (int i = 0; argv[i]; i++)
+        arg_add(a, "%s", argv[i]);
+    cr_assert(!a->overflow, "it_spawn_tool: too many arguments");
+    cr_assert(launch(a, out_name, &T.tool_pids[slot]), "cannot start %s", argv[0]);
+    return T.tool_pids[slot];
+}
+
+bool it_wait_tool(pid_t pid, int timeout_ms, int *status)
+{
+    int slot = -1;
+    for (int i = 0; i < IT_MAX_TOOLS; i++)
+        if (T.tool_pids[i] == pid && pid > 0)
+            slot = i;
+    cr_assert(slot >= 0, "it_wait_tool: %d is not a running tool", (int)pid);
+    int st = 0;
+    bool done = reap(pid, timeout_ms, &st);
+    if (!done)
+        kill_and_reap(&T.tool_pids[slot]);
+    T.tool_pids[slot] = 0;
+    if (done && status)
+        *status = st;
+    return done;
 }
 
 pid_t it_proxy_pid(void)
@@ -1697,6 +1828,32 @@ void it_wait_replication(int timeout_ms)
     }
 }
 
+/* Mode quorum readiness: wait until the rcproxy on port (`what`, for the
+ * message) answers GET of a key no test writes with nil, i.e. it has links
+ * to at least R nodes.  Asserts on timeout, quoting the last reply. */
+static void quorum_wait_ready(int port, const char *what, int timeout_ms)
+{
+    long long deadline = it_now_ms() + timeout_ms;
+    char last[320] = "(no connection)";
+    for (;;) {
+        redisContext *c = it_try_connect(port, T.opts.proxy_password, 2000);
+        redisReply *r = c ? redisCommand(c, "GET it:quorum-ready-probe") : NULL;
+        bool ok = r && r->type == REDIS_REPLY_NIL;
+        if (c)
+            snprintf(last, sizeof last, "%s", r ? it_reply_desc(r) : c->errstr);
+        if (r)
+            freeReplyObject(r);
+        if (c)
+            redisFree(c);
+        if (ok)
+            return;
+        cr_assert(it_now_ms() < deadline, "%s (port %d) in mode quorum never answered "
+                  "GET of a missing key with nil within %d ms; last reply: %s", what, port,
+                  timeout_ms, last);
+        it_sleep_ms(50);
+    }
+}
+
 /* INFO rcproxy through the cached admin connection; NULL on failure. */
 static char *proxy_info(void)
 {
@@ -1775,6 +1932,15 @@ bool it_wait_backend_field(const it_server *s, const char *field,
 void it_wait_ready(int timeout_ms)
 {
     long long start = it_now_ms();
+    if (T.nnodes > 0) {
+        if (T.direct)
+            return;
+        if (T.proxy_pid > 0)
+            quorum_wait_ready(T.proxy_port, "rcproxy", timeout_ms);
+        if (T.proxy2_pid > 0)
+            quorum_wait_ready(T.proxy2_port, "second rcproxy", timeout_ms);
+        return;
+    }
     it_wait_replication(timeout_ms);
     if (T.direct || T.proxy_pid == 0)
         return;
@@ -1824,9 +1990,13 @@ int it_start_proxy2(void)
 {
     cr_assert(!T.direct, "it_start_proxy2: needs rcproxy (not in direct mode)");
     cr_assert(T.dir[0] && T.proxy2_pid == 0, "it_start_proxy2: once, after it_start");
-    proxy_start_as("rcproxy2", &T.proxy2_port, &T.proxy2_pid);
+    proxy_start_as("rcproxy2", true, &T.proxy2_port, &T.proxy2_pid);
     if (T.opts.no_rotation_wait)
         return T.proxy2_port;
+    if (T.nnodes > 0) {
+        quorum_wait_ready(T.proxy2_port, "second rcproxy", START_TIMEOUT_MS);
+        return T.proxy2_port;
+    }
     long long deadline = it_now_ms() + START_TIMEOUT_MS;
     redisContext *c = NULL;
     for (int i = 0; i < T.nreplicas; i++) {

@@ -7,6 +7,10 @@
  * every test in its own worker process, so the topology is per-process state
  * kept inside harness.c; IT_TEST wires the setup/teardown hooks.
  *
+ * Mode quorum (it_opts.quorum_nodes): instead of a leader and replicas,
+ * M independent redis-server nodes (it_node(i)) and rcproxy --mode quorum
+ * with one --node per node.
+ *
  * Direct mode (RCPROXY_TEST_DIRECT=1): the same Redis topology is started but
  * no rcproxy; it_client_port()/it_connect() lead straight to the leader.  This
  * proves the tests' own logic against real Redis.  Tests that only make sense
@@ -38,6 +42,8 @@
 #define IT_MAX_REPLICAS 4
 #define IT_MAX_PROXY_ARGS 16
 #define IT_MAX_SENTINELS 5
+#define IT_MAX_QUORUM_NODES 7
+#define IT_MAX_TOOLS 4
 
 /* The master name the harness's sentinels monitor (it_opts.sentinels). */
 #define IT_SENTINEL_MASTER "mymaster"
@@ -88,6 +94,23 @@ typedef struct it_opts {
     /* start no rcproxy even outside direct mode: it_client_port() and
      * it_connect() lead to the leader (tests of the harness itself) */
     bool no_proxy;
+    /* > 0: mode quorum.  Start this many (1..IT_MAX_QUORUM_NODES)
+     * independent redis-servers (no replication, no leader, no replicas:
+     * `replicas` must be 0) and rcproxy with --mode quorum and one --node
+     * 127.0.0.1:<port> per node, in node order (proxy_args follow, e.g.
+     * "--quorum-w", "1").  Readiness: rcproxy answers a GET of a key that
+     * is never written (so R nodes are linked).  Direct mode: clients
+     * talk to node 0.  See it_node(). */
+    int quorum_nodes;
+    /* with quorum_nodes: the nodes run with appendonly yes, appendfsync
+     * always (each in its own appenddirname), so a SIGKILLed node
+     * restarted with it_restart() comes back with every write it
+     * acknowledged; false: a restarted node comes back empty */
+    bool quorum_persist;
+    /* extra arguments for the second rcproxy (it_start_proxy2) INSTEAD of
+     * proxy_args, e.g. a different --instance-id; NULL-terminated; when
+     * empty the second rcproxy gets proxy_args */
+    const char *proxy2_args[IT_MAX_PROXY_ARGS];
 } it_opts;
 
 /* ---- test declaration --------------------------------------------------- */
@@ -139,7 +162,8 @@ void it_start(const it_opts *o);
 it_server *it_leader_server(void);
 it_server *it_replica(int i);
 int it_replica_count(void);
-/* Port clients use: rcproxy's, or the leader's in direct mode. */
+/* Port clients use: rcproxy's, or the leader's (mode quorum: node 0's) in
+ * direct mode. */
 int it_client_port(void);
 pid_t it_proxy_pid(void);
 const char *it_tmpdir(void);
@@ -152,7 +176,9 @@ void it_resume(it_server *s);
 /* Start a killed server again on the same port, with empty data (its RDB
  * file is removed first; a replica gets --replicaof the leader again and
  * full-syncs) and wait until it answers
- * PING; a replica also waits for its link when the leader is running. */
+ * PING; a replica also waits for its link when the leader is running.
+ * A quorum node with it_opts.quorum_persist keeps its AOF and answers
+ * PONG only once it has loaded it. */
 void it_restart(it_server *s);
 
 /* Start a killed server again like it_restart, but wait only until it
@@ -167,6 +193,33 @@ void it_restart_nowait(it_server *s);
  * told (Sentinel finds it; without Sentinel, edit the config file and
  * reload).  Returns the new server. */
 it_server *it_add_replica(bool wait_sync);
+
+/* ---- mode quorum nodes (it_opts.quorum_nodes) --------------------------- */
+
+/* Number of quorum nodes (0 outside mode quorum). */
+int it_node_count(void);
+/* Node i (0 <= i < it_node_count()); works with it_kill, it_restart,
+ * it_pause and it_resume.  Asserts on a bad index. */
+it_server *it_node(int i);
+/* A new direct hiredis connection to node i (AUTH with the backend
+ * password), timeout IT_DEFAULT_TIMEOUT_MS.  Asserts on failure; caller
+ * frees. */
+redisContext *it_node_connect(int i);
+
+/* ---- helper processes (load tools) ------------------------------------- */
+
+/* Path of tool `name` in the build directory, next to rcproxy (e.g.
+ * "quorum_check"); static buffer, overwritten by the next call. */
+const char *it_build_path(const char *name);
+/* Start argv[0] with argv (NULL-terminated) with stdout/stderr in
+ * <tmpdir>/<out_name>; at most IT_MAX_TOOLS at a time.  It dies with the
+ * test worker and is SIGKILLed at teardown if still running.  Asserts on
+ * failure to start; returns the pid. */
+pid_t it_spawn_tool(const char *const argv[], const char *out_name);
+/* Wait up to timeout_ms for tool pid to exit and reap it.  Returns true
+ * with *status (may be NULL) set when it exited; on timeout SIGKILLs and
+ * reaps it and returns false. */
+bool it_wait_tool(pid_t pid, int timeout_ms, int *status);
 
 /* ---- Redis Sentinel (it_opts.sentinels) -------------------------------- */
 
@@ -221,7 +274,8 @@ void it_relay_delay(bool on);
 /* Start a second rcproxy in front of the same topology, with the same
  * arguments as the first (its own port, logs rcproxy2.log / rcproxy2.out),
  * and wait until it answers and (unless o->no_rotation_wait) shows every
- * running replica in_rotation=yes.  Returns its port.  Proxy mode only.
+ * running replica in_rotation=yes (mode quorum: answers a GET with nil;
+ * it gets it_opts.proxy2_args when set).  Returns its port.  Proxy mode only.
  * It is stopped and checked at the end of the test like the first one. */
 int it_start_proxy2(void);
 int it_proxy2_port(void);
@@ -234,7 +288,9 @@ bool it_proxy_signal_wait(int sig, int timeout_ms, int *status);
  * leader had written when the call started.  Asserts on timeout. */
 void it_wait_replication(int timeout_ms);
 /* it_wait_replication, then (proxy mode) wait until rcproxy shows the
- * leader status=up and every running replica in_rotation=yes. */
+ * leader status=up and every running replica in_rotation=yes.  Mode
+ * quorum: wait until rcproxy (and the second one, if started) answers a
+ * GET of a never-written key with nil. */
 void it_wait_ready(int timeout_ms);
 /* Proxy mode: wait until backend `s` shows field=value in INFO rcproxy.
  * Returns false on timeout.  Direct mode: returns true. */
