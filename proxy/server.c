@@ -85,6 +85,7 @@ static void on_cron(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop; (void)revents;
     px_ctx *ctx = w->data;
     px_links_cron(ctx);
+    repl_quorum_cron(ctx);
     px_clients_cron(ctx);
     if (ctx->shutting_down) check_shutdown(ctx);
 }

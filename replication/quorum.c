@@ -73,6 +73,10 @@ typedef struct repl_qop {
     int have_pttl;
     /* write */
     int prev_live, applied;
+    /* reads waiting for their R answers (repl_quorum_cron) */
+    struct repl_qop *prev_waiting, *next_waiting;
+    double started;
+    int waiting, speculated;
     int nn;
     qnode nodes[];
 } repl_qop;
@@ -133,8 +137,11 @@ static repl_qop *op_new(repl_qcmd *cmd, int k, int is_write)
     return op;
 }
 
+static void waiting_remove(repl_qop *op);
+
 static void op_free(repl_qop *op)
 {
+    waiting_remove(op);
     px_buf_release(&op->value);
     free(op->key);
     free(op);
@@ -147,6 +154,22 @@ static int node_ready(px_ctx *ctx, int node)
     if (!px_backend_usable(b, NULL)) return 0;
     for (int i = 0; i < b->nshared; i++)
         if (b->shared[i]->state != PX_LINK_CLOSED) return 1;
+    return 0;
+}
+
+/* Has node stopped answering (a request outstanding on a link that read
+ * nothing for SLOW_NODE_S)?  Reads go to other nodes first, so one hung node
+ * does not hold a share of the reads until backend-timeout fails it. */
+#define SLOW_NODE_S 0.1
+#define SPECULATE_S 0.05
+static int node_slow(px_ctx *ctx, int node)
+{
+    px_backend *b = ctx->backends[node];
+    double now = ev_now(ctx->loop);
+    for (int i = 0; i < b->nshared; i++) {
+        px_link *l = b->shared[i];
+        if (l->fifo_count > 0 && now - l->last_progress > SLOW_NODE_S) return 1;
+    }
     return 0;
 }
 
@@ -173,12 +196,35 @@ static int op_send(repl_qop *op, int i, int req, const char *bytes, size_t len, 
     return 0;
 }
 
+/* The list of reads not answered yet, for the speculative retry. */
+static void waiting_remove(repl_qop *op)
+{
+    if (!op->waiting) return;
+    repl_quorum *q = op->q;
+    if (op->prev_waiting) op->prev_waiting->next_waiting = op->next_waiting;
+    else q->waiting = op->next_waiting;
+    if (op->next_waiting) op->next_waiting->prev_waiting = op->prev_waiting;
+    op->waiting = 0;
+}
+
+static void waiting_add(repl_qop *op)
+{
+    repl_quorum *q = op->q;
+    op->waiting = 1;
+    op->started = ev_now(q->ctx->loop);
+    op->prev_waiting = NULL;
+    op->next_waiting = q->waiting;
+    if (q->waiting) q->waiting->prev_waiting = op;
+    q->waiting = op;
+}
+
 /* Report the outcome to the command (once). */
 static void op_report(repl_qop *op)
 {
     repl_qcmd *cmd = op->cmd;
     if (!cmd) return;
     op->cmd = NULL;
+    waiting_remove(op);
     repl_qkey *r = &cmd->keys[op->k];
     repl_quorum *q = op->q;
     const char *what = cmd->argc ? cmd->argv[0] : "?";
@@ -248,12 +294,15 @@ static int read_fill(repl_qop *op, int want)
         lens[0] = 3, lens[1] = op->klen;
         px_buf_add_multibulk(&req, 2, get_argv, lens);
     }
+    /* nodes that answer first, then (if R is not reached) the slow ones */
     int busy = op->ok + op->outstanding;
-    for (int i = 0; i < op->nn && busy < want; i++) {
-        if (op->nodes[i].state != QN_IDLE) continue;
-        if (op_send(op, i, op->want_ttl ? QREQ_VGET : QREQ_GET, req.data, req.len, NULL) == 0) busy++;
-        else op->nodes[i].state = QN_FAIL;
-    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < op->nn && busy < want; i++) {
+            if (op->nodes[i].state != QN_IDLE) continue;
+            if (pass == 0 && node_slow(op->q->ctx, op->nodes[i].node)) continue;
+            if (op_send(op, i, op->want_ttl ? QREQ_VGET : QREQ_GET, req.data, req.len, NULL) == 0) busy++;
+            else op->nodes[i].state = QN_FAIL;
+        }
     px_buf_release(&req);
     return want - busy;
 }
@@ -274,6 +323,24 @@ void repl_q_read(repl_qcmd *cmd, int k, int want_ttl)
                  op->outstanding, op->nn);
         op_report(op);
         if (op->outstanding == 0) op_free(op);
+        return;
+    }
+    waiting_add(op);
+}
+
+void repl_quorum_cron(px_ctx *ctx)
+{
+    repl_quorum *q = quorum_of(ctx);
+    if (!q || q->stopped) return;
+    double now = ev_now(ctx->loop);
+    /* a read still short of R answers after SPECULATE_S also asks one more
+     * node of its list (once), so a hung node costs it ~0.1 s, not
+     * backend-timeout; its late answer only feeds read repair */
+    for (repl_qop *op = q->waiting, *next; op; op = next) {
+        next = op->next_waiting;
+        if (op->speculated || now - op->started < SPECULATE_S) continue;
+        op->speculated = 1;
+        if (op->cmd && !op->repairing) read_fill(op, op->ok + op->outstanding + 1);
     }
 }
 

@@ -43,6 +43,9 @@ void repl_quorum_on_reply(px_link *l, const px_pending *p, const char *bytes, si
 /* A PX_PEND_QUORUM entry of l will get no reply: l failed (why). */
 void repl_quorum_on_fail(px_link *l, const px_pending *p, const char *why);
 
+/* Periodic (server cron): reads waiting too long ask one more node. */
+void repl_quorum_cron(px_ctx *ctx);
+
 /* The quorum lines of INFO's rcproxy section. */
 void repl_quorum_info(px_ctx *ctx, px_buf *out);
 

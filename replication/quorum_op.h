@@ -33,6 +33,7 @@ typedef struct repl_quorum {
     repl_hlc hlc;
     struct repl_qbg *bg;
     int stopped;                    /* shutting down: nothing new is sent */
+    struct repl_qop *waiting;       /* reads short of their R answers, newest first */
     long long tombstone_ttl_ms;
     /* stats for INFO */
     long long reads, writes, read_errors, write_errors;

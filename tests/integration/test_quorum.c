@@ -788,6 +788,40 @@ IT_TEST(quorum, node_down, 120)
     redisFree(c);
 }
 
+/* One node hung (SIGSTOP, connection still open): reads must not wait for
+ * backend-timeout.  A read short of its R answers after ~0.1 s asks one more
+ * node, and new reads avoid a node whose link stopped making progress. */
+IT_TEST(quorum, hung_node_reads_stay_fast, 120)
+{
+    IT_SKIP_IF_DIRECT();
+    static const char *const args[] = { "--backend-timeout", "5000", NULL };
+    qstart(3, false, args);
+    redisContext *c = it_connect();
+    for (int i = 0; i < 50; i++)
+        it_ok(c, "SET hung:%d v%d", i, i);
+    it_pause(it_node(1));
+    long long t0 = it_now_ms(), worst = 0;
+    for (int i = 0; i < 50; i++) {
+        long long t = it_now_ms();
+        char want[16];
+        snprintf(want, sizeof want, "v%d", i);
+        it_expect_str(c, want, "GET hung:%d", i);
+        if (it_now_ms() - t > worst) worst = it_now_ms() - t;
+    }
+    long long total = it_now_ms() - t0;
+    cr_log_info("50 GETs with one hung node: %lld ms, slowest %lld ms", total, worst);
+    /* backend-timeout is 5000: one read waiting for it would blow both bounds */
+    cr_assert(worst < 1500, "a GET took %lld ms with one hung node", worst);
+    cr_assert(total < 5000, "50 GETs took %lld ms with one hung node", total);
+    /* writes answer after W=2 without the hung node */
+    t0 = it_now_ms();
+    it_ok(c, "SET hung:0 w");
+    cr_assert(it_now_ms() - t0 < 1500, "SET took %lld ms", it_now_ms() - t0);
+    it_resume(it_node(1));
+    it_expect_str(c, "w", "GET hung:0");
+    redisFree(c);
+}
+
 /* ------------------------------------------------------------------------ */
 /* sloppy quorum                                                            */
 
