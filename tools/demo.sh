@@ -6,6 +6,11 @@
 #   tools/demo.sh --sentinel   the same plus 3 Redis Sentinels (ports 26379-26381)
 #                              monitoring the leader as "mymaster"; rcproxy follows
 #                              them, and the banner shows how to try a failover
+#   tools/demo.sh --quorum     rcproxy in mode quorum in front of 3 independent Redis
+#                              nodes (ports 7001-7003, appendonly yes, no replication);
+#                              the banner shows how to lose and regain the quorum
+#   --no-setup                 skip tools/setup.sh (no install, no build: use the
+#                              existing build/rcproxy as it is)
 #
 # Ports: leader 6379, replicas 6390 and 6391, rcproxy 6380 -- each replaced by a free
 # port when busy (the banner shows the ones in use).  Data lives in a scratch dir that
@@ -17,16 +22,27 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 SENTINEL=0
+QUORUM=0
+SETUP=1
 PASS=()
 for arg in "$@"; do
     case "$arg" in
         --sentinel) SENTINEL=1 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --quorum) QUORUM=1 ;;
+        --no-setup) SETUP=0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) PASS+=("$arg") ;;
     esac
 done
+if ((SENTINEL && QUORUM)); then
+    echo "demo.sh: --sentinel and --quorum exclude each other (mode quorum has no leader" \
+         "to fail over)" >&2
+    exit 2
+fi
 
-tools/setup.sh
+if ((SETUP)); then
+    tools/setup.sh
+fi
 
 read -r -d '' BANNER <<'TEXT' || true
 
@@ -63,20 +79,57 @@ replica of the new leader and INFO rcproxy lists it again (in_rotation=yes once 
 has caught up).
 TEXT
 
+read -r -d '' QUORUM_BANNER <<'TEXT' || true
+
+rcproxy (mode quorum) is running on 127.0.0.1:{port}
+  in front of 3 independent Redis nodes on ports {nodes} (no Redis replication
+  between them; each with appendonly yes).  Every key is kept on N=3 nodes, a write
+  is acknowledged by W=2 of them, a read asks R=2 and the newest version wins.
+
+Connect with:   redis-cli -p {port}
+
+Try:
+  redis-cli -p {port} SET k v                  # a versioned write, sent to all 3 nodes
+  redis-cli -p {port} GET k                    # a quorum read: "v"
+  redis-cli -p {node1} GET k                    # the stored format on a node: "\xf5\x01",
+                                             #   flags, 32 hex digits of version, then v
+  redis-cli -p {port} INFO rcproxy             # mode:quorum, quorum_*, hints_*, anti_entropy_*
+
+Lose a node, then the quorum (from another terminal):
+  redis-cli -p {node1} SHUTDOWN NOSAVE          # one node down: 2 of 3 are left, so
+  redis-cli -p {port} SET k v2                 #   writes still work: OK
+  redis-cli -p {port} GET k                    #   and reads: "v2"
+  redis-cli -p {node2} SHUTDOWN NOSAVE          # two down: 1 of 3 is left, so
+  redis-cli -p {port} SET k v3                 #   ERR rcproxy: quorum not reached for 'SET' ...
+  redis-cli -p {port} GET k                    #   ERR rcproxy: quorum not reached for 'GET' ...
+  kill -USR1 {pid}                           # restart the stopped nodes (same ports, same
+                                             #   data dirs: their AOF is reloaded)
+  redis-cli -p {node1} GET k                    # v2: node {node1} missed it, and anti-entropy
+                                             #   copied it there within seconds, see:
+  redis-cli -p {port} INFO rcproxy | grep -E 'anti_entropy|hints'
+TEXT
+
 read -r -d '' FOOTER <<'TEXT' || true
 
-Ctrl-C stops everything (rcproxy, leader, replicas__SENTINELS__) and removes the data.
+Ctrl-C stops everything (rcproxy, __SERVERS__) and removes the data.
 rcproxy's log follows.
 TEXT
 
-ARGS=(--replicas 2 --leader-port 6379 --replica-port 6390 --replica-port 6391
-      --proxy-port 6380 --prefer --proxy-output)
-if ((SENTINEL)); then
-    ARGS+=(--sentinels 3 --sentinel-port 26379 --sentinel-port 26380 --sentinel-port 26381)
-    BANNER="$BANNER"$'\n\n'"$SENTINEL_BANNER"
-    FOOTER="${FOOTER/__SENTINELS__/, sentinels}"
+if ((QUORUM)); then
+    ARGS=(--quorum-nodes 3 --node-port 7001 --node-port 7002 --node-port 7003
+          --proxy-port 6380 --prefer --proxy-output)
+    BANNER="$QUORUM_BANNER"
+    FOOTER="${FOOTER/__SERVERS__/the 3 nodes}"
 else
-    FOOTER="${FOOTER/__SENTINELS__/}"
+    ARGS=(--replicas 2 --leader-port 6379 --replica-port 6390 --replica-port 6391
+          --proxy-port 6380 --prefer --proxy-output)
+    if ((SENTINEL)); then
+        ARGS+=(--sentinels 3 --sentinel-port 26379 --sentinel-port 26380 --sentinel-port 26381)
+        BANNER="$BANNER"$'\n\n'"$SENTINEL_BANNER"
+        FOOTER="${FOOTER/__SERVERS__/leader, replicas, sentinels}"
+    else
+        FOOTER="${FOOTER/__SERVERS__/leader, replicas}"
+    fi
 fi
 
 exec /usr/bin/python3 tools/topology.py "${ARGS[@]}" --message "$BANNER"$'\n\n'"$FOOTER" \

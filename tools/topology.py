@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """topology.py -- start a Redis leader, N replicas, optionally N Redis Sentinels, and
-rcproxy on 127.0.0.1.
+rcproxy on 127.0.0.1; or (--quorum-nodes M) M independent Redis nodes and rcproxy in
+mode quorum in front of them.
 
 Shared by tools/demo.sh, tools/test.sh, tests/clients and tools/bench.
 
@@ -9,6 +10,8 @@ As a module:
     import topology
     with topology.Topology(replicas=2) as topo:
         print(topo.proxy_port, topo.leader_port, topo.replica_ports)
+    with topology.Topology(quorum_nodes=3) as topo:     # mode quorum
+        print(topo.proxy_port, topo.node_ports)
 
 As a command:
 
@@ -16,6 +19,12 @@ As a command:
     tools/topology.py [options] -- tests/clients/run.sh {port}      # run a command, then stop
     tools/topology.py --sentinels 3 ...   # + 3 sentinels monitoring "mymaster"; rcproxy
                                           #   follows them (--sentinel/--sentinel-master)
+    tools/topology.py --quorum-nodes 3 ...  # 3 independent redis-servers (appendonly yes,
+                                          #   ports 7001.. or free ones), rcproxy in
+                                          #   --mode quorum with a --node for each
+
+In the foreground mode, SIGUSR1 (kill -USR1 <pid of topology.py>) restarts every
+redis-server or sentinel that has stopped, on its port with its data dir.
 
 Every process runs in its own process group (and dies with this script via
 PR_SET_PDEATHSIG where Linux offers it); teardown sends SIGTERM to each group,
@@ -38,6 +47,10 @@ HOST = "127.0.0.1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_RCPROXY = os.path.join(ROOT, "build", "rcproxy")
 SENTINEL_MASTER = "mymaster"
+# first wanted node port of the command line's --quorum-nodes (7001, 7002, ...)
+QUORUM_FIRST_PORT = 7001
+# mode quorum readiness: rcproxy answers GET of this never-written key with nil
+READY_KEY = "topology:readiness-probe:never-written"
 
 
 class TopologyError(Exception):
@@ -194,8 +207,10 @@ def _child_setup():
 class Proc:
     """One child process in its own session / process group, with a log file."""
 
-    def __init__(self, name, argv, cwd, logpath=None, env=None, inherit_output=False):
+    def __init__(self, name, argv, cwd, logpath=None, env=None, inherit_output=False,
+                 port=None):
         self.name, self.argv, self.logpath = name, list(argv), logpath
+        self.cwd, self.env, self.inherit_output, self.port = cwd, env, inherit_output, port
         out = None
         self._logf = None
         if not inherit_output:
@@ -214,6 +229,12 @@ class Proc:
 
     def alive(self):
         return self.popen.poll() is None
+
+    def respawn(self):
+        """A new Proc running the same command (same name, cwd, log, port);
+        this one must have exited."""
+        return Proc(self.name, self.argv, self.cwd, self.logpath, env=self.env,
+                    inherit_output=self.inherit_output, port=self.port)
 
     def log_tail(self, lines=20):
         if not self.logpath or not os.path.exists(self.logpath):
@@ -270,13 +291,33 @@ def install_signal_handlers():
         signal.signal(sig, handler)
 
 
+_restart_requested = [False]
+
+
+def install_restart_handler():
+    """SIGUSR1 sets a flag that restart_requested() returns (and clears):
+    the foreground mode then restarts the servers that have stopped."""
+    def handler(_signum, _frame):
+        _restart_requested[0] = True
+    signal.signal(signal.SIGUSR1, handler)
+
+
+def restart_requested():
+    """True once after each SIGUSR1 (see install_restart_handler)."""
+    was, _restart_requested[0] = _restart_requested[0], False
+    return was
+
+
 # --------------------------------------------------------------------------
 # the topology
 # --------------------------------------------------------------------------
 
 class Topology:
-    """A leader, `replicas` replicas, `sentinels` Redis Sentinels and (unless
-    proxy=False) rcproxy in front.
+    """A leader, `replicas` replicas (default 2), `sentinels` Redis Sentinels
+    and (unless proxy=False) rcproxy in front -- or, with quorum_nodes=M > 0,
+    M independent redis-servers (no replication, appendonly yes, each in its
+    own dir) and rcproxy in mode quorum with a --node for each (mode
+    "quorum"; replicas and sentinels must then be 0/None).
 
     Ports: leader_port/replica_ports/sentinel_ports/proxy_port are wanted ports
     (None = free); with prefer=True a busy wanted port is replaced by a free
@@ -288,15 +329,34 @@ class Topology:
     127.0.0.1 (enable-debug-command local, for DEBUG SLEEP).  After start(): .leader_port, .leader_pid,
     .replica_ports, .sentinel_ports, .proxy_port (the leader's port when
     proxy=False), .scratch, .procs.  leader_port is the leader at start; after
-    a failover current_leader() asks the sentinels.  stop() is safe to call
-    more than once and from a failed start()."""
+    a failover current_leader() asks the sentinels.  In mode quorum,
+    node_ports (wanted ports, None entries = free) give the nodes' ports;
+    after start() .node_ports holds the ones in use, .leader_port is None,
+    .proxy_port is the first node when proxy=False, and rcproxy is ready when
+    it answers GET READY_KEY with nil (not an error).  Fewer than 3 nodes:
+    rcproxy gets --quorum-n M and W = R = M//2+1 (before proxy_args, which
+    can override them).  stop() is safe to call more than once and from a
+    failed start()."""
 
-    def __init__(self, replicas=2, leader_port=None, replica_ports=None, proxy_port=None,
+    def __init__(self, replicas=None, leader_port=None, replica_ports=None, proxy_port=None,
                  prefer=False, proxy=True, rcproxy=None, proxy_args=(), scratch=None,
                  keep=False, proxy_output=False, redis_server="redis-server",
-                 ready_timeout=15.0, quiet=False, sentinels=0, sentinel_ports=None):
+                 ready_timeout=15.0, quiet=False, sentinels=0, sentinel_ports=None,
+                 quorum_nodes=0, node_ports=None):
         if sentinels < 0:
             raise ValueError("sentinels must be >= 0")
+        if quorum_nodes < 0:
+            raise ValueError("quorum_nodes must be >= 0")
+        if quorum_nodes and (replicas or sentinels or leader_port or replica_ports):
+            raise ValueError("quorum_nodes excludes a leader, replicas and sentinels")
+        if replicas is None:
+            replicas = 0 if quorum_nodes else 2
+        if replicas < 0:
+            raise ValueError("replicas must be >= 0")
+        self.mode = "quorum" if quorum_nodes else "leader"
+        self.nnodes = quorum_nodes
+        self.want_nodes = list(node_ports or [])
+        self.node_ports = []
         self.nreplicas = replicas
         self.nsentinels = sentinels
         self.want_sentinels = list(sentinel_ports or [])
@@ -328,10 +388,14 @@ class Topology:
             print("topology: " + msg, file=sys.stderr, flush=True)
 
     def _redis_argv(self, port, leader=None):
+        """argv and log path of the redis-server on port: a replica of leader
+        when given; in mode quorum a node with appendonly yes.  Its dir is
+        <scratch>/redis-<port>."""
         d = os.path.join(self.scratch, "redis-%d" % port)
         os.makedirs(d, exist_ok=True)
+        aof = "yes" if self.mode == "quorum" else "no"
         argv = [self.redis_server, "--port", str(port), "--bind", HOST,
-                "--dir", d, "--save", "", "--appendonly", "no",
+                "--dir", d, "--save", "", "--appendonly", aof,
                 "--protected-mode", "no", "--daemonize", "no",
                 "--logfile", "", "--repl-diskless-sync", "yes",
                 "--repl-diskless-sync-delay", "0"]
@@ -343,24 +407,27 @@ class Topology:
             argv += ["--enable-debug-command", "local"]
         return argv, os.path.join(d, "redis.log")
 
-    def _start_redis(self, wanted, leader=None):
-        """Start one redis-server and wait for PING.  A free port that was lost
-        to a race is retried with another (bounded).  Returns the port."""
-        role = "leader" if leader is None else "replica"
+    def _start_redis(self, wanted, leader=None, role=None):
+        """Start one redis-server (role: "leader", "replica" when leader is
+        given, or "node") and wait for PING.  A free port that was lost to a
+        race is retried with another (bounded), so is a wanted port with
+        prefer=True.  Returns the port."""
+        role = role or ("leader" if leader is None else "replica")
         for attempt in range(3):
             port = pick_port(wanted, self.prefer)
             argv, logpath = self._redis_argv(port, leader)
-            proc = Proc("%s:%d" % (role, port), argv, self.scratch, logpath)
+            proc = Proc("%s:%d" % (role, port), argv, self.scratch, logpath, port=port)
             self.procs.append(proc)
             if wait_until(lambda: ping(port), self.ready_timeout, proc=proc):
                 self._log("%-8s 127.0.0.1:%d pid %d" % (role, port, proc.pid))
-                if leader is None:
+                if role == "leader":
                     self.leader_proc = proc
                 return port
             tail = proc.log_tail()
             proc.stop(grace=1)
             self.procs.remove(proc)
-            if wanted is None and "already in use" in tail and attempt < 2:
+            if (wanted is None or self.prefer) and "already in use" in tail and attempt < 2:
+                wanted = None
                 continue
             raise TopologyError("redis-server (%s) on port %d did not start:\n%s"
                                 % (role, port, tail))
@@ -405,7 +472,7 @@ class Topology:
             conf = self._sentinel_conf(port)
             logpath = os.path.join(self.scratch, "sentinel-%d.log" % port)
             proc = Proc("sentinel:%d" % port, [self.redis_server, conf, "--sentinel"],
-                        self.scratch, logpath)
+                        self.scratch, logpath, port=port)
             self.procs.append(proc)
             if wait_until(lambda: ping(port), self.ready_timeout, proc=proc):
                 self._log("%-8s 127.0.0.1:%d pid %d" % ("sentinel", port, proc.pid))
@@ -483,12 +550,37 @@ class Topology:
                     continue
         return None
 
-    def _start_proxy(self):
-        if not os.access(self.rcproxy, os.X_OK):
-            raise TopologyError("proxy binary %s not found or not executable "
-                                "(build it: ninja -C build)" % self.rcproxy)
-        port = pick_port(self.want_proxy, self.prefer)
-        argv = [self.rcproxy, "--port", str(port), "--bind", HOST, "--mode", "leader"]
+    def _start_nodes(self):
+        """Mode quorum: start the independent redis-server nodes."""
+        for i in range(self.nnodes):
+            wanted = self.want_nodes[i] if i < len(self.want_nodes) else None
+            self.node_ports.append(self._start_redis(wanted, role="node"))
+
+    def _start_leader_side(self):
+        """Mode leader: start the leader, the replicas (and wait until they
+        replicate), then the sentinels (and wait until they are in sync)."""
+        self.leader_port = self._start_redis(self.want_leader)
+        for i in range(self.nreplicas):
+            wanted = self.want_replicas[i] if i < len(self.want_replicas) else None
+            self.replica_ports.append(self._start_redis(wanted, leader=self.leader_port))
+        self._wait_replication()
+        for i in range(self.nsentinels):
+            wanted = self.want_sentinels[i] if i < len(self.want_sentinels) else None
+            self.sentinel_ports.append(self._start_sentinel(wanted))
+        if self.sentinel_ports:
+            self._wait_sentinels()
+
+    def _backend_args(self):
+        """rcproxy's arguments naming what is behind it (mode and servers)."""
+        if self.mode == "quorum":
+            argv = ["--mode", "quorum"]
+            for p in self.node_ports:
+                argv += ["--node", "%s:%d" % (HOST, p)]
+            if self.nnodes < 3:  # rcproxy's defaults (3/2/2) need 3 nodes
+                q = str(self.nnodes // 2 + 1)
+                argv += ["--quorum-n", str(self.nnodes), "--quorum-w", q, "--quorum-r", q]
+            return argv
+        argv = ["--mode", "leader"]
         if self.sentinel_ports:
             for p in self.sentinel_ports:
                 argv += ["--sentinel", "%s:%d" % (HOST, p)]
@@ -497,15 +589,43 @@ class Topology:
             argv += ["--leader", "%s:%d" % (HOST, self.leader_port)]
             for p in self.replica_ports:
                 argv += ["--replica", "%s:%d" % (HOST, p)]
+        return argv
+
+    def _proxy_probe(self, port):
+        """One readiness check of rcproxy on port.  Mode leader: PING answers
+        PONG.  Mode quorum: GET READY_KEY answers nil (so a quorum of nodes
+        is reachable), not an error.  Returns None when ready, else a
+        sentence saying what was seen."""
+        try:
+            if self.mode == "quorum":
+                reply = command(port, "GET", READY_KEY, timeout=1.0)
+                return None if reply is None else "GET %s answered %r" % (READY_KEY, reply)
+            reply = command(port, "PING", timeout=1.0)
+            return None if reply == "PONG" else "PING answered %r" % (reply,)
+        except (OSError, ValueError) as e:
+            return "no answer (%s)" % e
+
+    def _start_proxy(self):
+        if not os.access(self.rcproxy, os.X_OK):
+            raise TopologyError("proxy binary %s not found or not executable "
+                                "(build it: ninja -C build)" % self.rcproxy)
+        port = pick_port(self.want_proxy, self.prefer)
+        argv = [self.rcproxy, "--port", str(port), "--bind", HOST] + self._backend_args()
         argv += self.proxy_args
         logpath = os.path.join(self.scratch, "rcproxy.log")
         proc = Proc("rcproxy:%d" % port, argv, self.scratch,
-                    None if self.proxy_output else logpath, inherit_output=self.proxy_output)
+                    None if self.proxy_output else logpath, inherit_output=self.proxy_output,
+                    port=port)
         self.procs.append(proc)
         self.proxy_proc = proc
-        if not wait_until(lambda: ping(port), self.ready_timeout, proc=proc):
-            raise TopologyError("rcproxy on port %d did not answer PING (%s):\n%s"
-                                % (port, "exited %s" % proc.popen.returncode
+        why = ["not tried"]
+
+        def ready():
+            why[0] = self._proxy_probe(port)
+            return why[0] is None
+        if not wait_until(ready, self.ready_timeout, proc=proc):
+            raise TopologyError("rcproxy on port %d is not ready: %s (%s):\n%s"
+                                % (port, why[0], "exited %s" % proc.popen.returncode
                                    if not proc.alive() else "still running",
                                    proc.log_tail()))
         self.proxy_port = port
@@ -534,22 +654,17 @@ class Topology:
         """Start everything; on failure tears down what started and raises TopologyError."""
         try:
             self.scratch = tempfile.mkdtemp(prefix="rcproxy-topo-", dir=self.scratch_parent)
-            self.leader_port = self._start_redis(self.want_leader)
-            for i in range(self.nreplicas):
-                wanted = self.want_replicas[i] if i < len(self.want_replicas) else None
-                self.replica_ports.append(self._start_redis(wanted, leader=self.leader_port))
-            self._wait_replication()
-            for i in range(self.nsentinels):
-                wanted = self.want_sentinels[i] if i < len(self.want_sentinels) else None
-                self.sentinel_ports.append(self._start_sentinel(wanted))
-            if self.sentinel_ports:
-                self._wait_sentinels()
+            if self.mode == "quorum":
+                self._start_nodes()
+            else:
+                self._start_leader_side()
             if self.use_proxy:
                 self._start_proxy()
                 if not self.wait_rotation():
                     self._log("warning: not every replica is in_rotation=yes after 10 s")
             else:
-                self.proxy_port = self.leader_port
+                self.proxy_port = self.leader_port if self.mode == "leader" \
+                    else self.node_ports[0]
         except BaseException:
             self.stop()
             raise
@@ -577,6 +692,31 @@ class Topology:
             for sig, h in old.items():
                 signal.signal(sig, h)
 
+    def restart_stopped(self):
+        """Restart every redis-server / sentinel that has exited (not rcproxy),
+        with its command line, port and data dir (a node's AOF is reloaded),
+        and wait (bounded) for its PING.  Returns the names of the ones
+        restarted; a server that does not come back is reported, not raised."""
+        done = []
+        for i, old in enumerate(self.procs):
+            if old.alive() or old is self.proxy_proc or old.port is None:
+                continue
+            old.stop(grace=0)  # reap, close the log
+            try:
+                new = old.respawn()
+            except OSError as e:
+                self._log("could not restart %s: %s" % (old.name, e))
+                continue
+            self.procs[i] = new
+            if old is self.leader_proc:
+                self.leader_proc = new
+            if wait_until(lambda: ping(new.port), self.ready_timeout, proc=new):
+                self._log("%s restarted, pid %d" % (new.name, new.pid))
+                done.append(new.name)
+            else:
+                self._log("%s did not come back:\n%s" % (new.name, new.log_tail()))
+        return done
+
     @property
     def leader_pid(self):
         """pid of the leader started by start() (None before)."""
@@ -584,14 +724,18 @@ class Topology:
 
     def env(self):
         """Environment variables describing the running topology (the
-        RCPROXY_SENTINEL_* ones only when there are sentinels)."""
+        RCPROXY_SENTINEL_* ones only when there are sentinels,
+        RCPROXY_NODE_PORTS only in mode quorum)."""
         env = {
             "RCPROXY_PORT": str(self.proxy_port),
-            "RCPROXY_LEADER_PORT": str(self.leader_port),
+            "RCPROXY_MODE": self.mode,
+            "RCPROXY_LEADER_PORT": str(self.leader_port or ""),
             "RCPROXY_REPLICA_PORTS": ",".join(str(p) for p in self.replica_ports),
             "RCPROXY_SCRATCH": self.scratch or "",
             "RCPROXY_IS_PROXY": "1" if self.use_proxy else "0",
         }
+        if self.node_ports:
+            env["RCPROXY_NODE_PORTS"] = ",".join(str(p) for p in self.node_ports)
         if self.sentinel_ports:
             env["RCPROXY_SENTINEL_PORTS"] = ",".join(str(p) for p in self.sentinel_ports)
             env["RCPROXY_SENTINEL_MASTER"] = SENTINEL_MASTER
@@ -616,12 +760,23 @@ def _parse(argv):
         argv, cmd = argv[:i], argv[i + 1:]
     ap = argparse.ArgumentParser(
         prog="topology.py",
-        description="Start a Redis leader + replicas (+ sentinels) + rcproxy on 127.0.0.1. "
-                    "Without a command: run in the foreground until Ctrl-C/SIGTERM. With "
-                    "`-- CMD...`: run CMD ({port}, {leader}, {replicas} substituted; "
+        description="Start a Redis leader + replicas (+ sentinels) + rcproxy on 127.0.0.1, "
+                    "or (--quorum-nodes M) M independent Redis nodes + rcproxy in mode quorum. "
+                    "Without a command: run in the foreground until Ctrl-C/SIGTERM (SIGUSR1 "
+                    "restarts the servers that stopped). With "
+                    "`-- CMD...`: run CMD ({port}, {leader}, {replicas}, {nodes} substituted; "
                     "RCPROXY_PORT etc. in its environment), stop everything, exit with CMD's "
                     "status.")
-    ap.add_argument("--replicas", type=int, default=2, help="number of replicas (default 2)")
+    ap.add_argument("--replicas", type=int, default=None,
+                    help="number of replicas (default 2; 0 with --quorum-nodes)")
+    ap.add_argument("--quorum-nodes", type=int, default=0, metavar="M",
+                    help="mode quorum: start M independent redis-servers (no replication, "
+                         "appendonly yes) and rcproxy --mode quorum with a --node for each, "
+                         "instead of a leader and replicas (excludes --replicas > 0 and "
+                         "--sentinels)")
+    ap.add_argument("--node-port", type=int, action="append", default=[],
+                    help="quorum node port, repeatable (default: %d, %d, ... each replaced "
+                         "by a free one when busy)" % (QUORUM_FIRST_PORT, QUORUM_FIRST_PORT + 1))
     ap.add_argument("--sentinels", type=int, default=0,
                     help="number of Redis Sentinels monitoring the leader as '%s'; rcproxy "
                          "then follows them instead of a fixed leader (default 0)"
@@ -646,10 +801,27 @@ def _parse(argv):
     ap.add_argument("--env-file", help="write the ports as shell assignments to this file")
     ap.add_argument("--message", default="",
                     help="text printed when ready; {port}, {leader}, {leader_pid}, {replicas}, "
-                         "{sentinels}, {sentinel} (the first one) and {master} substituted")
+                         "{sentinels}, {sentinel} (the first one), {master}, {nodes}, {node1} "
+                         "{node2}... (each quorum node), {node} (the first) and {pid} (this "
+                         "script's, for kill -USR1) substituted")
     ap.add_argument("--timeout", type=float, default=0,
                     help="stop after this many seconds (0 = never; with a command: kill it)")
     a = ap.parse_args(argv)
+    if a.quorum_nodes:
+        if a.quorum_nodes < 0 or a.quorum_nodes > 64:
+            ap.error("--quorum-nodes must be 1..64")
+        if a.replicas:
+            ap.error("--quorum-nodes excludes --replicas > 0 (the nodes do not replicate)")
+        if a.sentinels:
+            ap.error("--quorum-nodes excludes --sentinels")
+        if a.leader_port is not None or a.replica_port:
+            ap.error("--quorum-nodes excludes --leader-port and --replica-port")
+        if len(a.node_port) > a.quorum_nodes:
+            ap.error("more --node-port than --quorum-nodes")
+    elif a.node_port:
+        ap.error("--node-port needs --quorum-nodes M")
+    if a.replicas is None:
+        a.replicas = 0 if a.quorum_nodes else 2
     if a.replicas < 0 or a.replicas > 16:
         ap.error("--replicas must be 0..16")
     if a.sentinels < 0 or a.sentinels > 9:
@@ -659,8 +831,23 @@ def _parse(argv):
     return a, cmd
 
 
+def _default_node_ports(n, given):
+    """Wanted ports of n quorum nodes: the given ones, then QUORUM_FIRST_PORT
+    + i for the rest, None (= a free one) where that port is busy."""
+    out = list(given)
+    for i in range(len(out), n):
+        p = QUORUM_FIRST_PORT + i
+        out.append(p if p not in out and port_is_free(p) else None)
+    return out
+
+
 def _subst(s, topo):
+    for i, p in enumerate(topo.node_ports):
+        s = s.replace("{node%d}" % (i + 1), str(p))
     return (s.replace("{port}", str(topo.proxy_port))
+             .replace("{pid}", str(os.getpid()))
+             .replace("{nodes}", ",".join(str(p) for p in topo.node_ports))
+             .replace("{node}", str(topo.node_ports[0]) if topo.node_ports else "")
              .replace("{leader}", str(topo.leader_port))
              .replace("{leader_pid}", str(topo.leader_pid))
              .replace("{replicas}", ",".join(str(p) for p in topo.replica_ports))
@@ -671,20 +858,26 @@ def _subst(s, topo):
 
 def _watch(topo, state):
     """One look at the running topology in the foreground mode.  Returns
-    True when it should stop.  Without sentinels any process exiting stops
-    everything.  With sentinels, a redis-server or sentinel that exits is
-    only reported (the point is to watch a failover), rcproxy exiting stops,
-    and a change of the leader the sentinels name is reported (checked about
-    once a second; state carries what was seen between calls)."""
+    True when it should stop.  Without sentinels (mode leader) any process
+    exiting stops everything.  With sentinels or in mode quorum, a
+    redis-server or sentinel that exits is only reported (the point is to
+    watch a failover or a lost quorum; SIGUSR1 restarts it), rcproxy
+    exiting stops, and a change of the leader the sentinels name is
+    reported (checked about once a second; state carries what was seen
+    between calls)."""
     seen = state.setdefault("dead", set())
     stop = False
+    if restart_requested():
+        topo.restart_stopped()
     for p in topo.procs:
         if p.alive() or p.pid in seen:
             continue
         seen.add(p.pid)
-        if topo.sentinel_ports and p is not topo.proxy_proc:
-            print("topology: %s (pid %d) exited (status %s); rcproxy and the sentinels "
-                  "carry on" % (p.name, p.pid, p.popen.returncode), file=sys.stderr, flush=True)
+        if (topo.sentinel_ports or topo.mode == "quorum") and p is not topo.proxy_proc:
+            print("topology: %s (pid %d) exited (status %s); rcproxy carries on "
+                  "(kill -USR1 %d restarts it)" % (p.name, p.pid, p.popen.returncode,
+                                                   os.getpid()),
+                  file=sys.stderr, flush=True)
             continue
         print("topology: %s exited (status %s); stopping\n%s"
               % (p.name, p.popen.returncode, p.log_tail()), file=sys.stderr, flush=True)
@@ -704,11 +897,15 @@ def _watch(topo, state):
 def main(argv=None):
     a, cmd = _parse(sys.argv[1:] if argv is None else argv)
     install_signal_handlers()
+    if not cmd:
+        install_restart_handler()
+    node_ports = _default_node_ports(a.quorum_nodes, a.node_port) if a.quorum_nodes else None
     topo = Topology(replicas=a.replicas, leader_port=a.leader_port,
                     replica_ports=a.replica_port, proxy_port=a.proxy_port, prefer=a.prefer,
                     proxy=not a.no_proxy, rcproxy=a.rcproxy, proxy_args=a.proxy_arg,
                     keep=a.keep, proxy_output=a.proxy_output, sentinels=a.sentinels,
-                    sentinel_ports=a.sentinel_port)
+                    sentinel_ports=a.sentinel_port, quorum_nodes=a.quorum_nodes,
+                    node_ports=node_ports)
     rc = 0
     child = None
     try:
