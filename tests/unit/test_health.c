@@ -3,7 +3,7 @@
  * redis-server processes started on free 127.0.0.1 ports.
  *
  * Every live test registers its servers in `servers[]`; the suite's fini
- * kills them (SIGCONT + SIGKILL, reaped) and removes the temp dir even when
+ * kills them (SIGKILL, reaped) and removes the temp dir even when
  * an assertion failed.  The children also get PR_SET_PDEATHSIG so a crashed
  * test process cannot leave one behind.  Every wait is bounded. */
 #include <stddef.h>
@@ -13,27 +13,14 @@
 #include <criterion/criterion.h>
 
 #include "tests/support/ts.h"
-#include <dirent.h>
 #include <ev.h>
-#include <fcntl.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#define HAVE_LSAN 1
-#else
-#define HAVE_LSAN 0
-#endif
 
 /* ------------------------------------------------------------------------ */
 /* INFO texts captured from redis-server 7.0.15: `INFO replication persistence`
@@ -411,81 +398,28 @@ Test(health_clock, monotonic_ms) {
 typedef struct {
     pid_t pid;
     int port;
-    const char *password;          /* for the readiness probe */
-    char extra[MAX_EXTRA][64];     /* extra command-line args */
-    int nextra;
+    const char *password;                  /* --requirepass, and the probe's AUTH */
+    char extra[MAX_EXTRA][64];             /* extra command-line args */
+    const char *extra_argv[MAX_EXTRA + 1]; /* into extra, NULL-terminated */
 } test_server;
 
 static char tmpdir[64];
 static test_server servers[MAX_SERVERS];
 static int nservers;
 
-
-static void server_exec(const test_server *s) {
-    char port[16], log[128], db[64];
-    const char *argv[32 + MAX_EXTRA];
-    int argc = 0, fd;
-    snprintf(port, sizeof port, "%d", s->port);
-    snprintf(log, sizeof log, "%s/redis-%d.log", tmpdir, s->port);
-    snprintf(db, sizeof db, "dump-%d.rdb", s->port);
-    const char *base[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                          "--save", "", "--appendonly", "no", "--dir", tmpdir,
-                          "--daemonize", "no", "--logfile", log, "--dbfilename", db,
-                          "--repl-diskless-sync-delay", "0"};
-    for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
-        argv[argc++] = base[i];
-    for (int i = 0; i < s->nextra; i++)
-        argv[argc++] = s->extra[i];
-    argv[argc] = NULL;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    fd = open("/dev/null", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-    }
-    execvp("redis-server", (char *const *)argv);
-    _exit(127);
-}
-
-/* PING until the server answers (NOAUTH counts as up); 0 when up, -1 when
- * it exited or did not come up within ms. */
-static int server_wait_ready(test_server *s, int ms) {
-    long long end = repl_now_ms() + ms;
-    struct timeval tv = {0, 200 * 1000};
-    while (repl_now_ms() < end) {
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            s->pid = 0;
-            return -1;
-        }
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
-        if (c != NULL && c->err == 0) {
-            redisSetTimeout(c, tv);
-            redisReply *r = redisCommand(c, "PING");
-            int up = r != NULL && ((r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0) ||
-                                   (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0));
-            if (r != NULL)
-                freeReplyObject(r);
-            redisFree(c);
-            if (up)
-                return 0;
-        } else if (c != NULL) {
-            redisFree(c);
-        }
-        usleep(20 * 1000);
-    }
-    return -1;
-}
-
+/* (Re)start s on its port: 0 once it answers PING, -1 when it exited or
+ * did not come up within 10 s (live_fini kills it then). */
 static int server_spawn(test_server *s) {
-    pid_t pid = fork();
-    if (pid < 0)
+    s->pid = ts_spawn_redis(s->port, tmpdir, s->password, s->extra_argv);
+    if (s->pid < 0) {
+        s->pid = 0;
         return -1;
-    if (pid == 0)
-        server_exec(s);
-    s->pid = pid;
-    return server_wait_ready(s, 10000);
+    }
+    redisContext *c = ts_connect_retry(&s->pid, s->port, s->password, 10000);
+    if (c == NULL)
+        return -1;
+    redisFree(c);
+    return 0;
 }
 
 /* Start a redis-server with extra args (NULL-terminated); asserts it is up. */
@@ -496,60 +430,38 @@ static test_server *server_start(const char *password, const char *const *extra)
     s->port = ts_free_port();
     cr_assert(s->port > 0);
     s->password = password;
-    if (password != NULL) {
-        snprintf(s->extra[s->nextra++], 64, "--requirepass");
-        snprintf(s->extra[s->nextra++], 64, "%s", password);
-    }
     for (int i = 0; extra != NULL && extra[i] != NULL; i++) {
-        cr_assert(s->nextra < MAX_EXTRA);
-        snprintf(s->extra[s->nextra++], 64, "%s", extra[i]);
+        cr_assert(i < MAX_EXTRA);
+        snprintf(s->extra[i], sizeof s->extra[i], "%s", extra[i]);
+        s->extra_argv[i] = s->extra[i];
     }
     cr_assert_eq(server_spawn(s), 0, "redis-server on port %d did not start", s->port);
     return s;
 }
 
-static void server_kill(test_server *s) {
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGCONT);
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-}
-
 static void live_init(void) {
     signal(SIGPIPE, SIG_IGN);
     nservers = 0;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rcproxy-health-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    cr_assert_eq(ts_make_tmpdir(tmpdir, sizeof tmpdir, "rcproxy-health"), 0);
 }
 
 static void live_fini(void) {
     for (int i = 0; i < nservers; i++)
-        server_kill(&servers[i]);
+        ts_kill(&servers[i].pid);
     ts_remove_dir(tmpdir);
 }
 
 /* Last step of every live test: in sanitizer builds a leak fails the test
  * (criterion ignores assertions in fini and LSan's exit report alone). */
 static void assert_no_leaks(void) {
-#if HAVE_LSAN
-    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (see the LSan report)");
-#endif
+    cr_assert_eq(ts_leak_check(), 0, "memory leaked (see the LSan report)");
 }
 
 /* A synchronous command on a test-side client (tests may block; the module
  * under test may not).  Returns the reply, asserting one came. */
 static redisReply *sync_command(int port, const char *password, const char *cmd) {
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    cr_assert(c != NULL && c->err == 0);
-    redisSetTimeout(c, tv);
-    if (password != NULL) {
-        redisReply *a = redisCommand(c, "AUTH %s", password);
-        cr_assert_not_null(a);
-        freeReplyObject(a);
-    }
+    redisContext *c = ts_connect(port, password, 2000);
+    cr_assert_not_null(c, "no connection to port %d", port);
     redisReply *r = redisCommand(c, cmd);
     cr_assert_not_null(r, "%s: %s", cmd, c->errstr);
     redisFree(c);
@@ -557,12 +469,7 @@ static redisReply *sync_command(int port, const char *password, const char *cmd)
 }
 
 /* ------------------------------------------------------------------------ */
-/* loop helpers                                                              */
-
-
-
-
-
+/* the poller's callback                                                     */
 
 /* What the poller told us. */
 typedef struct {
@@ -751,7 +658,7 @@ Test(health_live, kill_then_restart) {
 
     r.arm_down = 1;
     long long t_kill = repl_now_ms();
-    server_kill(s);
+    ts_kill(&s->pid);
     cr_assert(ts_run_until(loop, rec_down, &r, 2000));
     cr_assert(r.down_at_ms - t_kill <= 2 * interval + 100,
               "down noticed after %lld ms", r.down_at_ms - t_kill);
@@ -851,7 +758,7 @@ Test(health_live, free_inside_callback_on_disconnect) {
     repl_health_new(loop, "127.0.0.1", s->port, NULL, NULL, 1000, 500, rec_cb, &r);
     cr_assert(ts_run_until(loop, rec_reachable, &r, 3000));
     r.free_in_cb = 1;
-    server_kill(s);
+    ts_kill(&s->pid);
     cr_assert(ts_drain_loop(loop, 3000));
     cr_assert_eq(r.calls, 2);
     cr_assert_eq(r.last.reachable, 0);

@@ -17,124 +17,33 @@
 #include "replication/quorum_scripts.h"
 #include "tests/support/ts.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <ev.h>
-#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#define HAVE_LSAN 1
-#else
-#define HAVE_LSAN 0
-#endif
 
 /* ------------------------------------------------------------------------ */
 /* redis-server processes                                                    */
 
 #define MAX_SERVERS 4
 
-typedef struct {
-    pid_t pid;
-    int port;
-    redisContext *c; /* test-side client */
-} qserver;
+typedef ts_redis qserver; /* the process, its port, the test-side client */
 
 static char tmpdir[64];
 static qserver servers[MAX_SERVERS];
 static int nservers;
 static const char *password; /* requirepass of the servers, NULL: none */
 
-static long long wall_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Child side of the fork: never returns. */
-static void server_exec(int port_num) {
-    char port[16], log[128], db[64];
-    const char *argv[24];
-    int n = 0;
-    snprintf(port, sizeof port, "%d", port_num);
-    snprintf(log, sizeof log, "%s/redis-%d.log", tmpdir, port_num);
-    snprintf(db, sizeof db, "dump-%d.rdb", port_num);
-    const char *fixed[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                           "--appendonly", "no", "--dir", tmpdir, "--daemonize", "no",
-                           "--logfile", log, "--dbfilename", db};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        argv[n++] = fixed[i];
-    if (password != NULL) {
-        argv[n++] = "--requirepass";
-        argv[n++] = password;
-    }
-    argv[n] = NULL;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int fd = open("/dev/null", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-    }
-    execvp("redis-server", (char *const *)argv);
-    _exit(127);
-}
-
-/* Connect to s until PING answers PONG (at most ms); NULL when the server
- * exited or never came up. */
-static redisContext *server_connect(qserver *s, int ms) {
-    long long end = ts_now_ms() + ms;
-    struct timeval tv = {0, 200 * 1000};
-    while (ts_now_ms() < end) {
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            s->pid = 0;
-            return NULL;
-        }
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
-        if (c != NULL && c->err == 0) {
-            struct timeval rtv = {10, 0};
-            redisSetTimeout(c, rtv);
-            if (password != NULL) {
-                redisReply *a = redisCommand(c, "AUTH %s", password);
-                if (a != NULL)
-                    freeReplyObject(a);
-            }
-            redisReply *r = redisCommand(c, "PING");
-            int up = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
-            if (r != NULL)
-                freeReplyObject(r);
-            if (up)
-                return c;
-        }
-        if (c != NULL)
-            redisFree(c);
-        usleep(20 * 1000);
-    }
-    return NULL;
-}
-
 /* Start (or restart, empty) s on its port and connect; load the library
  * when with_lib (else only the module's handshake loads it). */
 static void server_spawn_lib(qserver *s, int with_lib) {
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0)
-        server_exec(s->port);
-    s->pid = pid;
-    s->c = server_connect(s, 10000);
-    cr_assert_not_null(s->c, "redis-server on port %d did not start", s->port);
+    cr_assert_eq(ts_redis_start(s, tmpdir, password, NULL), 0,
+                 "redis-server on port %d did not start", s->port);
     if (!with_lib)
         return;
     redisReply *r = redisCommand(s->c, "FUNCTION LOAD REPLACE %s", REPL_QUORUM_LIBRARY);
@@ -148,59 +57,27 @@ static void server_spawn(qserver *s) {
     server_spawn_lib(s, 1);
 }
 
+/* A new server on a free port, with the library; asserts. */
 static qserver *server_start(void) {
     cr_assert(nservers < MAX_SERVERS);
     qserver *s = &servers[nservers++];
     memset(s, 0, sizeof *s);
-    s->port = ts_free_port();
-    cr_assert(s->port > 0);
     server_spawn(s);
     return s;
 }
 
-static void server_kill(qserver *s) {
-    if (s->c != NULL)
-        redisFree(s->c);
-    s->c = NULL;
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-}
-
 /* A worker killed by criterion's timeout runs no fini: its servers die with
- * it (PDEATHSIG) but its temp dir stays; remove those whose pid is gone. */
-static void remove_stale_dirs(void) {
-    DIR *d = opendir("/tmp");
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        int pid;
-        if (sscanf(e->d_name, "rcproxy-qbg-%d-", &pid) != 1 || pid <= 0)
-            continue;
-        if (kill(pid, 0) == 0 || errno != ESRCH)
-            continue;
-        snprintf(path, sizeof path, "/tmp/%s", e->d_name);
-        ts_remove_dir(path);
-    }
-    closedir(d);
-}
-
+ * it (PDEATHSIG) and ts_make_tmpdir removes its temp dir. */
 static void q_init(void) {
     signal(SIGPIPE, SIG_IGN);
     nservers = 0;
     password = NULL;
-    remove_stale_dirs();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rcproxy-qbg-%d-XXXXXX", (int)getpid());
-    cr_assert_not_null(mkdtemp(tmpdir));
+    cr_assert_eq(ts_make_tmpdir(tmpdir, sizeof tmpdir, "rcproxy-qbg"), 0);
 }
 
 static void q_fini(void) {
     for (int i = 0; i < nservers; i++)
-        server_kill(&servers[i]);
+        ts_redis_stop(&servers[i]);
     ts_remove_dir(tmpdir);
 }
 
@@ -228,16 +105,6 @@ static long long cmd_int(qserver *s, const char *fmt, ...) {
                  r->type == REDIS_REPLY_ERROR ? r->str : "");
     long long v = r->integer;
     freeReplyObject(r);
-    return v;
-}
-
-typedef struct {
-    char s[33];
-} qver;
-
-static qver ver(unsigned long long ms, unsigned counter, unsigned node) {
-    qver v;
-    snprintf(v.s, sizeof v.s, "%016llx%08x%08x", ms, counter, node);
     return v;
 }
 
@@ -290,8 +157,8 @@ static void expect_copy(qserver *s, const char *key, const char *v, int tomb, co
 }
 
 /* Keys "<prefix>:<i>" for i < n, each with version key_ver(i). */
-static qver key_ver(int i) {
-    return ver(1700000000000ULL + (unsigned long long)i, 0, 1);
+static ts_qver key_ver(int i) {
+    return ts_qver_of(1700000000000ULL + (unsigned long long)i, 0, 1);
 }
 
 static void key_name(char *out, size_t cap, const char *prefix, int i) {
@@ -302,7 +169,7 @@ static void key_name(char *out, size_t cap, const char *prefix, int i) {
 static void fill(qserver *s, const char *prefix, int n) {
     char key[32], val[32];
     for (int i = 0; i < n; i++) {
-        qver v = key_ver(i);
+        ts_qver v = key_ver(i);
         key_name(key, sizeof key, prefix, i);
         snprintf(val, sizeof val, "value-%d", i);
         redisAppendCommand(s->c, "FCALL rcp_vset 1 %s %s %s %d", key, v.s, val,
@@ -338,7 +205,7 @@ static int count_synced(qserver *s, const char *prefix, int n) {
     cr_assert(r->type == REDIS_REPLY_ARRAY || r->type == REDIS_REPLY_ERROR);
     for (int i = 0; r->type == REDIS_REPLY_ARRAY && i < n; i++) {
         const redisReply *e = r->element[i];
-        qver v = key_ver(i);
+        ts_qver v = key_ver(i);
         if (e->type == REDIS_REPLY_ARRAY && strcmp(e->element[0]->str, v.s) == 0 &&
             e->element[1]->integer == 0)
             ok++;
@@ -452,6 +319,11 @@ static int check_nodes_up(void *arg) {
     return stats(w->h).nodes_up == w->n;
 }
 
+static int check_repaired(void *arg) {
+    waiter *w = arg;
+    return stats(w->h).ae_keys_repaired >= w->n;
+}
+
 static int wait_stat(harness *h, int (*check)(void *), int n, int ms) {
     waiter w = {h, NULL, NULL, n, 0, 0, check};
     return ts_run_until(h->loop, throttled, &w, ms);
@@ -466,12 +338,13 @@ Test(qbg, anti_entropy_converges_three_nodes) {
     fill(s0, "k", n);
     fill(s1, "k", n);
     /* node 1 has a newer k:00005 */
-    qver newer = ver(1800000000000ULL, 0, 2);
+    ts_qver newer = ts_qver_of(1800000000000ULL, 0, 2);
     char k5[32];
     key_name(k5, sizeof k5, "k", 5);
     vset(s1, k5, newer.s, "newer", 0);
     /* a tombstone on 0 and 1 over an older live copy on 2 */
-    qver old = ver(1000, 0, 2), tomb = ver(2000, 0, 1), only = ver(3000, 0, 3);
+    ts_qver old = ts_qver_of(1000, 0, 2), tomb = ts_qver_of(2000, 0, 1),
+            only = ts_qver_of(3000, 0, 3);
     vdel(s0, "tomb", tomb.s, 100000);
     vdel(s1, "tomb", tomb.s, 100000);
     vset(s2, "tomb", old.s, "old", 0);
@@ -602,11 +475,13 @@ Test(qbg, anti_entropy_survives_a_stopped_node) {
 
     /* it dies and comes back empty on the same port, without the library:
      * the module's handshake loads it */
-    server_kill(s2);
+    ts_redis_stop(s2);
     server_spawn_lib(s2, 0);
     cr_assert(wait_synced(&h, s2, "d", n, n, 30000), "node 2 did not converge: %d of %d",
               count_synced(s2, "d", n), n);
     cr_assert(wait_stat(&h, check_nodes_up, 3, 5000));
+    /* the replies to the last repair batch may still be unread: count them in */
+    wait_stat(&h, check_repaired, 2 * n, 5000);
     repl_qbg_stats st = stats(&h);
     cr_assert(st.ae_keys_repaired >= 2 * n, "repaired %lld", st.ae_keys_repaired);
     harness_fini(&h);
@@ -687,10 +562,10 @@ Test(qbg, hints_handed_off_when_the_owner_returns) {
     find_key(h.ring, 2, "b", 0, 2, -1, kb, sizeof kb); /* home {0,2}: node 0 keeps it */
     snprintf(kc, sizeof kc, "ancient");
     snprintf(stream, sizeof stream, REPL_QUORUM_HINT_PREFIX "127.0.0.1:%d", s2->port);
-    snprintf(at, sizeof at, "%lld", wall_now_ms() + 100000);
-    qver va = ver(5000, 0, 1), vb = ver(6000, 0, 1), vc = ver(4000, 0, 1);
+    snprintf(at, sizeof at, "%lld", ts_wall_ms() + 100000);
+    ts_qver va = ts_qver_of(5000, 0, 1), vb = ts_qver_of(6000, 0, 1), vc = ts_qver_of(4000, 0, 1);
 
-    server_kill(s2); /* the owner is down while the writes happen */
+    ts_redis_stop(s2); /* the owner is down while the writes happen */
     vset(s0, ka, va.s, "alpha", 0);
     vdel(s0, kb, vb.s, 100000);
     /* older than tombstone-ttl (60 s): trimmed, never replayed */
@@ -736,9 +611,7 @@ Test(qbg, hints_handed_off_when_the_owner_returns) {
 /* lifetime                                                                  */
 
 static void leak_check(void) {
-#if HAVE_LSAN
-    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (see the LSan report)");
-#endif
+    cr_assert_eq(ts_leak_check(), 0, "memory leaked (see the LSan report)");
 }
 
 Test(qbg, bad_config_is_refused) {

@@ -12,7 +12,8 @@
  *
  * Build by hand:
  *   gcc -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I/work/main \
- *       tests/unit/test_quorum_scripts.c -lcriterion -lhiredis -o /tmp/t */
+ *       tests/unit/test_quorum_scripts.c tests/support/ts.c \
+ *       -lcriterion -lhiredis -lev -o /tmp/t */
 #include "replication/quorum_scripts.h"
 
 #include <ctype.h>
@@ -20,21 +21,13 @@
 #include <criterion/criterion.h>
 
 #include "tests/support/ts.h"
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 /* The scripts must write exactly what quorum_version.h's codec reads. */
@@ -59,9 +52,7 @@ _Static_assert(REPL_QUORUM_F_TOMBSTONE == REPL_STORED_F_TOMBSTONE, "tombstone fl
 #define MAX_SERVERS 2
 
 typedef struct {
-    pid_t pid;
-    int port;
-    redisContext *c;                       /* test-side client */
+    ts_redis r;                            /* the process, its port, its client */
     char sha[REPL_QUORUM_NSCRIPTS][41];    /* SCRIPT LOAD answers */
 } qserver;
 
@@ -69,77 +60,20 @@ static char tmpdir[64];
 static qserver servers[MAX_SERVERS];
 static int nservers;
 
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-
-/* Child side of the fork: never returns. */
-static void server_exec(int port_num) {
-    char port[16], log[128], db[64];
-    snprintf(port, sizeof port, "%d", port_num);
-    snprintf(log, sizeof log, "%s/redis-%d.log", tmpdir, port_num);
-    snprintf(db, sizeof db, "dump-%d.rdb", port_num);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                          "--save", "", "--appendonly", "no", "--dir", tmpdir,
-                          "--daemonize", "no", "--logfile", log, "--dbfilename", db,
-                          NULL};
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int fd = open("/dev/null", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-    }
-    execvp("redis-server", (char *const *)argv);
-    _exit(127);
-}
-
-/* Connect to s until PING answers PONG (at most ms); returns the context or
- * NULL when the server exited or never came up. */
-static redisContext *server_connect(qserver *s, int ms) {
-    long long end = now_ms() + ms;
-    struct timeval tv = {0, 200 * 1000};
-    while (now_ms() < end) {
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            s->pid = 0;
-            return NULL;
-        }
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
-        if (c != NULL && c->err == 0) {
-            struct timeval rtv = {10, 0};
-            redisSetTimeout(c, rtv);
-            redisReply *r = redisCommand(c, "PING");
-            int up = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
-            if (r != NULL)
-                freeReplyObject(r);
-            if (up)
-                return c;
-        }
-        if (c != NULL)
-            redisFree(c);
-        usleep(20 * 1000);
-    }
-    return NULL;
-}
-
 /* The data path calls the function library (FCALL rcp_vset...); the EVAL
  * form of the same scripts is checked by the test that sets this. */
 static int use_evalsha;
 
 static void load_scripts(qserver *s) {
-    redisReply *lib = redisCommand(s->c, "FUNCTION LOAD REPLACE %s", REPL_QUORUM_LIBRARY);
-    cr_assert_not_null(lib, "FUNCTION LOAD: %s", s->c->errstr);
+    redisReply *lib = redisCommand(s->r.c, "FUNCTION LOAD REPLACE %s", REPL_QUORUM_LIBRARY);
+    cr_assert_not_null(lib, "FUNCTION LOAD: %s", s->r.c->errstr);
     cr_assert_eq(lib->type, REDIS_REPLY_STRING, "FUNCTION LOAD: %s",
                  lib->type == REDIS_REPLY_ERROR ? lib->str : "?");
     cr_assert_str_eq(lib->str, REPL_QUORUM_LIBRARY_NAME);
     freeReplyObject(lib);
     for (int i = 0; i < REPL_QUORUM_NSCRIPTS; i++) {
-        redisReply *r = redisCommand(s->c, "SCRIPT LOAD %s", repl_quorum_script_src[i]);
-        cr_assert_not_null(r, "SCRIPT LOAD %s: %s", repl_quorum_script_name[i], s->c->errstr);
+        redisReply *r = redisCommand(s->r.c, "SCRIPT LOAD %s", repl_quorum_script_src[i]);
+        cr_assert_not_null(r, "SCRIPT LOAD %s: %s", repl_quorum_script_name[i], s->r.c->errstr);
         cr_assert_eq(r->type, REDIS_REPLY_STRING, "SCRIPT LOAD %s: %s",
                      repl_quorum_script_name[i], r->type == REDIS_REPLY_ERROR ? r->str : "?");
         cr_assert_eq(r->len, 40);
@@ -153,64 +87,25 @@ static qserver *server_start(void) {
     cr_assert(nservers < MAX_SERVERS);
     qserver *s = &servers[nservers++];
     memset(s, 0, sizeof *s);
-    s->port = ts_free_port();
-    cr_assert(s->port > 0);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0)
-        server_exec(s->port);
-    s->pid = pid;
-    s->c = server_connect(s, 10000);
-    cr_assert_not_null(s->c, "redis-server on port %d did not start", s->port);
+    cr_assert_eq(ts_redis_start(&s->r, tmpdir, NULL, NULL), 0,
+                 "redis-server on port %d did not start", s->r.port);
     load_scripts(s);
     return s;
 }
 
-static void server_kill(qserver *s) {
-    if (s->c != NULL)
-        redisFree(s->c);
-    s->c = NULL;
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-}
-
-
 /* A worker killed by criterion's timeout runs no fini: its servers die with
- * it (PDEATHSIG) but its /tmp/rcproxy-qlua-<pid>-* dir stays; remove those
- * whose pid is gone. */
-static void remove_stale_dirs(void) {
-    DIR *d = opendir("/tmp");
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        int pid;
-        if (sscanf(e->d_name, "rcproxy-qlua-%d-", &pid) != 1 || pid <= 0)
-            continue;
-        if (kill(pid, 0) == 0 || errno != ESRCH)
-            continue;
-        snprintf(path, sizeof path, "/tmp/%s", e->d_name);
-        ts_remove_dir(path);
-    }
-    closedir(d);
-}
-
+ * it (PDEATHSIG) and ts_make_tmpdir removes its /tmp/rcproxy-qlua-<pid>-*
+ * dir. */
 static void q_init(void) {
     signal(SIGPIPE, SIG_IGN);
     nservers = 0;
-    remove_stale_dirs();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rcproxy-qlua-%d-XXXXXX", (int)getpid());
-    cr_assert_not_null(mkdtemp(tmpdir));
+    cr_assert_eq(ts_make_tmpdir(tmpdir, sizeof tmpdir, "rcproxy-qlua"), 0);
     server_start();
 }
 
 static void q_fini(void) {
     for (int i = 0; i < nservers; i++)
-        server_kill(&servers[i]);
+        ts_redis_stop(&servers[i].r);
     ts_remove_dir(tmpdir);
 }
 
@@ -256,8 +151,8 @@ static redisReply *qcall_on(qserver *s, repl_quorum_script id, int nkeys, int na
         argv[3 + i] = args[i].p;
         lens[3 + i] = args[i].len;
     }
-    redisReply *r = redisCommandArgv(s->c, nargs + 3, argv, lens);
-    cr_assert_not_null(r, "EVALSHA %s: %s", repl_quorum_script_name[id], s->c->errstr);
+    redisReply *r = redisCommandArgv(s->r.c, nargs + 3, argv, lens);
+    cr_assert_not_null(r, "EVALSHA %s: %s", repl_quorum_script_name[id], s->r.c->errstr);
     return r;
 }
 
@@ -269,21 +164,10 @@ static redisReply *qcall_on(qserver *s, repl_quorum_script id, int nkeys, int na
 static redisReply *cmd(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(servers[0].c, fmt, ap);
+    redisReply *r = redisvCommand(servers[0].r.c, fmt, ap);
     va_end(ap);
-    cr_assert_not_null(r, "%s: %s", fmt, servers[0].c->errstr);
+    cr_assert_not_null(r, "%s: %s", fmt, servers[0].r.c->errstr);
     return r;
-}
-
-/* A 32-char version: 16 hex ms, 8 hex counter, 8 hex node. */
-typedef struct {
-    char s[33];
-} qver;
-
-static qver ver(unsigned long long ms, unsigned counter, unsigned node) {
-    qver v;
-    snprintf(v.s, sizeof v.s, "%016llx%08x%08x", ms, counter, node);
-    return v;
 }
 
 /* Assert a write reply [code, version, prev] and free it. */
@@ -360,13 +244,13 @@ static void expect_missing(const char *key) {
 
 /* Poll VGET until key is gone (at most ms); asserts it went. */
 static void wait_gone(const char *key, int ms) {
-    long long end = now_ms() + ms;
+    long long end = ts_wall_ms() + ms;
     for (;;) {
         redisReply *r = vget_on(&servers[0], S(key));
         if (r == NULL)
             return;
         freeReplyObject(r);
-        cr_assert(now_ms() < end, "key %s still there after %d ms", key, ms);
+        cr_assert(ts_wall_ms() < end, "key %s still there after %d ms", key, ms);
         usleep(10 * 1000);
     }
 }
@@ -379,7 +263,7 @@ Test(qlua, scripts_load_and_reload_after_flush) {
     use_evalsha = 1;
     char before[REPL_QUORUM_NSCRIPTS][41];
     memcpy(before, s->sha, sizeof before);
-    qver v1 = ver(1, 0, 1);
+    ts_qver v1 = ts_qver_of(1, 0, 1);
     expect_write(QCALL(REPL_QUORUM_VSET, S("k"), S(v1.s), S("x"), S("0")), 1, v1.s, 0);
     /* a node that lost its script cache answers NOSCRIPT; reloading gives the same SHA */
     freeReplyObject(cmd("SCRIPT FLUSH"));
@@ -388,11 +272,11 @@ Test(qlua, scripts_load_and_reload_after_flush) {
     cr_assert(memcmp(before, s->sha, sizeof before) == 0);
     expect_vget("k", v1.s, LIVE, "x");
     /* the read scripts are no-writes: EVALSHA_RO accepts them */
-    redisReply *r = redisCommand(s->c, "EVALSHA_RO %s 1 k", s->sha[REPL_QUORUM_VGET]);
+    redisReply *r = redisCommand(s->r.c, "EVALSHA_RO %s 1 k", s->sha[REPL_QUORUM_VGET]);
     cr_assert_not_null(r);
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
     freeReplyObject(r);
-    r = redisCommand(s->c, "EVALSHA_RO %s 1 k %s x 0", s->sha[REPL_QUORUM_VSET], v1.s);
+    r = redisCommand(s->r.c, "EVALSHA_RO %s 1 k %s x 0", s->sha[REPL_QUORUM_VSET], v1.s);
     cr_assert_not_null(r);
     cr_assert_eq(r->type, REDIS_REPLY_ERROR);
     freeReplyObject(r);
@@ -400,7 +284,7 @@ Test(qlua, scripts_load_and_reload_after_flush) {
 
 Test(qlua, function_library_reloads_and_vdrop) {
     qserver *s = &servers[0];
-    qver v1 = ver(1, 0, 1), v2 = ver(2, 0, 1);
+    ts_qver v1 = ts_qver_of(1, 0, 1), v2 = ts_qver_of(2, 0, 1);
     expect_write(QCALL(REPL_QUORUM_VSET, S("k"), S(v2.s), S("x"), S("0")), 1, v2.s, 0);
     load_scripts(s);   /* FUNCTION LOAD REPLACE again: the data survives */
     expect_vget("k", v2.s, LIVE, "x");
@@ -418,7 +302,7 @@ Test(qlua, function_library_reloads_and_vdrop) {
     cr_assert_eq(r->integer, 0);
     freeReplyObject(r);
     /* read-only functions run with FCALL_RO */
-    r = redisCommand(s->c, "FCALL_RO rcp_vget 1 k");
+    r = redisCommand(s->r.c, "FCALL_RO rcp_vget 1 k");
     cr_assert_eq(r->type, REDIS_REPLY_NIL);
     freeReplyObject(r);
 }
@@ -427,7 +311,7 @@ Test(qlua, function_library_reloads_and_vdrop) {
 /* VSET                                                                      */
 
 Test(qlua, vset_stored_format) {
-    qver v = ver(0x18c2b3a4f5eULL, 1, 3);
+    ts_qver v = ts_qver_of(0x18c2b3a4f5eULL, 1, 3);
     expect_write(QCALL(REPL_QUORUM_VSET, S("k"), S(v.s), S("hello"), S("0")), 1, v.s, 0);
     redisReply *r = cmd("GET k");
     cr_assert_eq(r->type, REDIS_REPLY_STRING);
@@ -439,7 +323,7 @@ Test(qlua, vset_stored_format) {
 }
 
 Test(qlua, vset_newer_wins_older_rejected) {
-    qver v1 = ver(1000, 0, 1), v2 = ver(1000, 1, 1), v3 = ver(2000, 0, 2);
+    ts_qver v1 = ts_qver_of(1000, 0, 1), v2 = ts_qver_of(1000, 1, 1), v3 = ts_qver_of(2000, 0, 2);
     expect_write(QCALL(REPL_QUORUM_VSET, S("k"), S(v2.s), S("two"), S("0")), 1, v2.s, 0);
     /* older: rejected, the stored (newer) version returned */
     expect_write(QCALL(REPL_QUORUM_VSET, S("k"), S(v1.s), S("one"), S("0")), 0, v2.s, 1);
@@ -452,7 +336,7 @@ Test(qlua, vset_newer_wins_older_rejected) {
 }
 
 Test(qlua, vset_equal_version_is_idempotent) {
-    qver v = ver(5000, 7, 9);
+    ts_qver v = ts_qver_of(5000, 7, 9);
     expect_write(QCALL(REPL_QUORUM_VSET, S("k"), S(v.s), S("val"), S("100000")), 1, v.s, 0);
     /* a replay (hint, read repair) changes nothing, not even the TTL */
     for (int i = 0; i < 3; i++)
@@ -490,9 +374,9 @@ Test(qlua, version_order_is_string_order) {
 }
 
 Test(qlua, px_applied_and_replaced) {
-    qver v[8];
+    ts_qver v[8];
     for (int i = 0; i < 8; i++)
-        v[i] = ver(100, (unsigned)i, 1);
+        v[i] = ts_qver_of(100, (unsigned)i, 1);
     expect_write(QCALL(REPL_QUORUM_VSET, S("k"), S(v[0].s), S("a"), S("100000")), 1, v[0].s, 0);
     long long pttl = expect_vget("k", v[0].s, LIVE, "a");
     cr_assert(pttl > 90000 && pttl <= 100000, "pttl %lld", pttl);
@@ -511,7 +395,7 @@ Test(qlua, px_applied_and_replaced) {
     cr_assert(pttl > 4000 && pttl <= 5000, "pttl %lld", pttl);
     /* PXAT: absolute ms */
     char at[32];
-    snprintf(at, sizeof at, "%lld", now_ms() + 60000);
+    snprintf(at, sizeof at, "%lld", ts_wall_ms() + 60000);
     expect_write(QCALL(REPL_QUORUM_VSET, S("k"), S(v[4].s), S("e"), S(at), S("PXAT")), 1,
                  v[4].s, 1);
     pttl = expect_vget("k", v[4].s, LIVE, "e");
@@ -533,7 +417,8 @@ Test(qlua, px_applied_and_replaced) {
 /* VDEL / tombstones                                                         */
 
 Test(qlua, tombstone_beats_older_loses_to_newer) {
-    qver v1 = ver(10, 0, 1), v2 = ver(20, 0, 1), v3 = ver(30, 0, 2), v0 = ver(5, 0, 3);
+    ts_qver v1 = ts_qver_of(10, 0, 1), v2 = ts_qver_of(20, 0, 1), v3 = ts_qver_of(30, 0, 2),
+            v0 = ts_qver_of(5, 0, 3);
     expect_write(QCALL(REPL_QUORUM_VSET, S("k"), S(v1.s), S("live"), S("0")), 1, v1.s, 0);
     /* prev 1: there was a live value (what DEL counts) */
     expect_write(QCALL(REPL_QUORUM_VDEL, S("k"), S(v2.s), S("600000")), 1, v2.s, 1);
@@ -565,10 +450,10 @@ Test(qlua, tombstone_beats_older_loses_to_newer) {
 }
 
 Test(qlua, tombstone_expires) {
-    qver v1 = ver(10, 0, 1), v2 = ver(20, 0, 1);
+    ts_qver v1 = ts_qver_of(10, 0, 1), v2 = ts_qver_of(20, 0, 1);
     expect_write(QCALL(REPL_QUORUM_VSET, S("k"), S(v1.s), S("live"), S("0")), 1, v1.s, 0);
     char at[32];
-    snprintf(at, sizeof at, "%lld", now_ms() + 150);
+    snprintf(at, sizeof at, "%lld", ts_wall_ms() + 150);
     expect_write(QCALL(REPL_QUORUM_VDEL, S("k"), S(v2.s), S(at), S("PXAT")), 1, v2.s, 1);
     long long pttl = expect_vget("k", v2.s, TOMB, "");
     cr_assert(pttl >= 0 && pttl <= 150, "pttl %lld", pttl);
@@ -584,7 +469,8 @@ Test(qlua, tombstone_expires) {
 /* VEXPIRE                                                                   */
 
 Test(qlua, vexpire_bumps_version_keeps_value) {
-    qver v1 = ver(10, 0, 1), v2 = ver(20, 0, 1), v3 = ver(30, 0, 1), v4 = ver(40, 0, 1);
+    ts_qver v1 = ts_qver_of(10, 0, 1), v2 = ts_qver_of(20, 0, 1), v3 = ts_qver_of(30, 0, 1),
+            v4 = ts_qver_of(40, 0, 1);
     static const char val[] = "a\0b\r\nc";
     expect_write(QCALL(REPL_QUORUM_VSET, S("k"), S(v1.s), B(val, sizeof val), S("0")), 1, v1.s, 0);
     expect_write(QCALL(REPL_QUORUM_VEXPIRE, S("k"), S(v2.s), S("30000")), 1, v2.s, 1);
@@ -607,7 +493,7 @@ Test(qlua, vexpire_bumps_version_keeps_value) {
     expect_vget("t", v2.s, TOMB, "");
     /* PXAT */
     char at[32];
-    snprintf(at, sizeof at, "%lld", now_ms() + 40000);
+    snprintf(at, sizeof at, "%lld", ts_wall_ms() + 40000);
     expect_write(QCALL(REPL_QUORUM_VEXPIRE, S("k"), S(v4.s), S(at), S("PXAT")), 1, v4.s, 1);
     pttl = expect_vget_on(&servers[0], S("k"), v4.s, LIVE, val, sizeof val);
     cr_assert(pttl > 35000 && pttl <= 40000, "pttl %lld", pttl);
@@ -617,7 +503,7 @@ Test(qlua, vexpire_bumps_version_keeps_value) {
 /* VHEAD                                                                     */
 
 Test(qlua, vhead_versions_without_values) {
-    qver v1 = ver(10, 0, 1), v2 = ver(20, 0, 1);
+    ts_qver v1 = ts_qver_of(10, 0, 1), v2 = ts_qver_of(20, 0, 1);
     expect_write(QCALL(REPL_QUORUM_VSET, S("a"), S(v1.s), S("aaaa"), S("50000")), 1, v1.s, 0);
     expect_write(QCALL(REPL_QUORUM_VDEL, S("b"), S(v2.s), S("600000")), 1, v2.s, 0);
     freeReplyObject(cmd("SET plain x"));
@@ -645,7 +531,7 @@ Test(qlua, vhead_versions_without_values) {
 /* binary safety                                                             */
 
 Test(qlua, binary_values_and_keys) {
-    qver v1 = ver(10, 0, 1), v2 = ver(20, 0, 1), v3 = ver(30, 0, 1);
+    ts_qver v1 = ts_qver_of(10, 0, 1), v2 = ts_qver_of(20, 0, 1), v3 = ts_qver_of(30, 0, 1);
     char all[256];
     for (int i = 0; i < 256; i++)
         all[i] = (char)i;
@@ -692,7 +578,7 @@ Test(qlua, binary_values_and_keys) {
 /* bad input                                                                 */
 
 Test(qlua, bad_arguments_give_clear_errors) {
-    qver v1 = ver(10, 0, 1), v2 = ver(20, 0, 1);
+    ts_qver v1 = ts_qver_of(10, 0, 1), v2 = ts_qver_of(20, 0, 1);
     expect_write(QCALL(REPL_QUORUM_VSET, S("k"), S(v1.s), S("keep"), S("0")), 1, v1.s, 0);
     const char *V = v2.s;
     struct {
@@ -777,7 +663,7 @@ static void set_raw(const char *key, const char *head, const char *version, cons
 }
 
 Test(qlua, foreign_values_are_never_overwritten) {
-    qver v = ver(~0ULL, ~0u, ~0u); /* even the highest version */
+    ts_qver v = ts_qver_of(~0ULL, ~0u, ~0u); /* even the highest version */
     freeReplyObject(cmd("SET str plainvalue"));
     freeReplyObject(cmd("SET num 12345"));
     freeReplyObject(cmd("SET empty %s", ""));
@@ -845,7 +731,7 @@ static void hint_add(qserver *holder, const char *stream, const char *id, const 
     }
 #undef PUSH
 #undef PUSHS
-    redisReply *r = redisCommandArgv(holder->c, n, argv, lens);
+    redisReply *r = redisCommandArgv(holder->r.c, n, argv, lens);
     cr_assert_not_null(r);
     cr_assert_eq(r->type, REDIS_REPLY_STRING, "XADD: %s", r->type == REDIS_REPLY_ERROR ? r->str : "");
     freeReplyObject(r);
@@ -863,7 +749,7 @@ static const redisReply *field(const redisReply *fields, const char *name) {
  * hints replayed and stores each reply code in codes[] (in replay order). */
 static size_t hint_replay(qserver *holder, const char *stream, qserver *owner, int reverse,
                           int ack, long long *codes, size_t max) {
-    redisReply *list = redisCommand(holder->c, "XRANGE %s - + COUNT 100", stream);
+    redisReply *list = redisCommand(holder->r.c, "XRANGE %s - + COUNT 100", stream);
     cr_assert_not_null(list);
     cr_assert_eq(list->type, REDIS_REPLY_ARRAY);
     cr_assert_leq(list->elements, max);
@@ -893,7 +779,7 @@ static size_t hint_replay(qserver *holder, const char *stream, qserver *owner, i
         codes[j] = r->element[0]->integer;
         freeReplyObject(r);
         if (ack) {
-            redisReply *d = redisCommand(holder->c, "XDEL %s %b", stream, id->str, id->len);
+            redisReply *d = redisCommand(holder->r.c, "XDEL %s %b", stream, id->str, id->len);
             cr_assert_not_null(d);
             cr_assert_eq(d->integer, 1);
             freeReplyObject(d);
@@ -908,12 +794,13 @@ Test(qlua, hints_replay_idempotent_in_any_order) {
     qserver *holder = &servers[0];
     qserver *owner = server_start();
     char stream[64], at_val[32], at_exp[32], at_tomb[32];
-    snprintf(stream, sizeof stream, REPL_QUORUM_HINT_PREFIX "127.0.0.1:%d", owner->port);
-    long long t = now_ms();
+    snprintf(stream, sizeof stream, REPL_QUORUM_HINT_PREFIX "127.0.0.1:%d", owner->r.port);
+    long long t = ts_wall_ms();
     snprintf(at_val, sizeof at_val, "%lld", t + 60000);
     snprintf(at_exp, sizeof at_exp, "%lld", t + 30000);
     snprintf(at_tomb, sizeof at_tomb, "%lld", t + REPL_QUORUM_TOMBSTONE_TTL_MS_DEFAULT);
-    qver v1 = ver(100, 0, 1), v2 = ver(200, 0, 2), v3 = ver(300, 0, 1), v4 = ver(400, 0, 3);
+    ts_qver v1 = ts_qver_of(100, 0, 1), v2 = ts_qver_of(200, 0, 2), v3 = ts_qver_of(300, 0, 1),
+            v4 = ts_qver_of(400, 0, 3);
     static const char bin[] = "three\0bin";
     hint_add(holder, stream, "*", "VSET", "key", v1.s, S("one"), at_val, "PXAT");
     hint_add(holder, stream, "*", "VSET", "key", v3.s, B(bin, sizeof bin), "0", "PXAT");
@@ -940,11 +827,11 @@ Test(qlua, hints_replay_idempotent_in_any_order) {
     cr_assert(pttl > 25000 && pttl <= 30000, "pttl %lld", pttl);
     long long tpttl = expect_vget_on(owner, S("key2"), v2.s, TOMB, "", 0);
     cr_assert(tpttl > REPL_QUORUM_TOMBSTONE_TTL_MS_DEFAULT - 60000, "tombstone pttl %lld", tpttl);
-    redisReply *r = redisCommand(holder->c, "XLEN %s", stream);
+    redisReply *r = redisCommand(holder->r.c, "XLEN %s", stream);
     cr_assert_eq(r->integer, 0);
     freeReplyObject(r);
     /* the holder's data keyspace was never touched by the hand-off */
-    r = redisCommand(holder->c, "EXISTS key key2");
+    r = redisCommand(holder->r.c, "EXISTS key key2");
     cr_assert_eq(r->integer, 0);
     freeReplyObject(r);
 
@@ -952,15 +839,15 @@ Test(qlua, hints_replay_idempotent_in_any_order) {
      * replayed (an explicit old ID stands in for a hint that waited a day;
      * a fresh stream, since IDs only grow) */
     char old[64];
-    snprintf(old, sizeof old, REPL_QUORUM_HINT_PREFIX "127.0.0.1:%d", holder->port);
+    snprintf(old, sizeof old, REPL_QUORUM_HINT_PREFIX "127.0.0.1:%d", holder->r.port);
     hint_add(holder, old, "1000-0", "VSET", "key", v1.s, S("ancient"), "0", "PXAT");
     hint_add(holder, old, "*", "VSET", "key", v4.s, S("fresh"), "0", "PXAT");
-    r = redisCommand(holder->c, "XTRIM %s MINID %lld", old,
-                     now_ms() - REPL_QUORUM_TOMBSTONE_TTL_MS_DEFAULT);
+    r = redisCommand(holder->r.c, "XTRIM %s MINID %lld", old,
+                     ts_wall_ms() - REPL_QUORUM_TOMBSTONE_TTL_MS_DEFAULT);
     cr_assert_eq(r->type, REDIS_REPLY_INTEGER);
     cr_assert_eq(r->integer, 1);
     freeReplyObject(r);
-    r = redisCommand(holder->c, "XRANGE %s - +", old);
+    r = redisCommand(holder->r.c, "XRANGE %s - +", old);
     cr_assert_eq(r->elements, 1);
     cr_assert_str_eq(field(r->element[0]->element[1], "val")->str, "fresh");
     freeReplyObject(r);
@@ -993,19 +880,19 @@ static long long fill(const char *prefix, int n, int versioned) {
     qserver *s = &servers[0];
     char val[100], key[32];
     memset(val, 'x', sizeof val);
-    qver v = ver(0x18c2b3a4f5eULL, 1, 3);
+    ts_qver v = ts_qver_of(0x18c2b3a4f5eULL, 1, 3);
     long long before = used_memory();
     for (int i = 0; i < n; i++) {
         snprintf(key, sizeof key, "%s:%06d", prefix, i);
         if (versioned)
-            redisAppendCommand(s->c, "EVALSHA %s 1 %s %s %b 0", s->sha[REPL_QUORUM_VSET], key, v.s,
-                               val, sizeof val);
+            redisAppendCommand(s->r.c, "EVALSHA %s 1 %s %s %b 0", s->sha[REPL_QUORUM_VSET], key,
+                               v.s, val, sizeof val);
         else
-            redisAppendCommand(s->c, "SET %s %b", key, val, sizeof val);
+            redisAppendCommand(s->r.c, "SET %s %b", key, val, sizeof val);
     }
     for (int i = 0; i < n; i++) {
         redisReply *r = NULL;
-        cr_assert_eq(redisGetReply(s->c, (void **)&r), REDIS_OK);
+        cr_assert_eq(redisGetReply(s->r.c, (void **)&r), REDIS_OK);
         cr_assert(r->type != REDIS_REPLY_ERROR, "%s", r->str);
         freeReplyObject(r);
     }
@@ -1015,7 +902,7 @@ static long long fill(const char *prefix, int n, int versioned) {
 Test(qlua, memory_overhead_vs_plain_set) {
     char val[100];
     memset(val, 'x', sizeof val);
-    qver v = ver(0x18c2b3a4f5eULL, 1, 3);
+    ts_qver v = ts_qver_of(0x18c2b3a4f5eULL, 1, 3);
     freeReplyObject(cmd("SET plain:000000 %b", val, sizeof val));
     expect_write(QCALL(REPL_QUORUM_VSET, S("vers:000000"), S(v.s), B(val, sizeof val), S("0")), 1,
                  v.s, 0);

@@ -3,7 +3,7 @@
  * processes, all on free 127.0.0.1 ports in a per-test temp dir.
  *
  * Every process a test starts is registered in `procs[]`; the suite's fini
- * kills them (SIGCONT + SIGKILL, reaped) and removes the temp dir even when
+ * kills them (SIGKILL, reaped) and removes the temp dir even when
  * an assertion failed, and the children get PR_SET_PDEATHSIG so a crashed
  * test cannot leave one behind.  Every wait is bounded in time. */
 #include "replication/sentinel.h"
@@ -12,29 +12,15 @@
 
 #include "tests/support/ts.h"
 #include <criterion/logging.h>
-#include <dirent.h>
 #include <ev.h>
-#include <fcntl.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#define HAVE_LSAN 1
-#else
-#define HAVE_LSAN 0
-#endif
 
 /* ------------------------------------------------------------------------ */
 /* processes                                                                 */
@@ -54,107 +40,38 @@ static test_proc procs[MAX_PROCS];
 static int nprocs;
 static const char *cmd_password; /* test-side clients AUTH with it when set */
 
-
-
-static void child_exec(const test_proc *p) {
-    char port[16], log[160], db[64];
-    const char *argv[32];
-    int argc = 0, fd;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    fd = open("/dev/null", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-    }
-    if (p->sentinel) {
-        execlp("redis-sentinel", "redis-sentinel", p->conf, (char *)NULL);
-        _exit(127);
-    }
-    snprintf(port, sizeof port, "%d", p->port);
-    snprintf(log, sizeof log, "%s/redis-%d.log", tmpdir, p->port);
-    snprintf(db, sizeof db, "dump-%d.rdb", p->port);
-    const char *base[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                          "--save", "", "--appendonly", "no", "--dir", tmpdir,
-                          "--daemonize", "no", "--logfile", log, "--dbfilename", db,
-                          "--repl-diskless-sync-delay", "0"};
-    for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
-        argv[argc++] = base[i];
-    if (p->replicaof[0] != '\0') {
-        argv[argc++] = "--replicaof";
-        argv[argc++] = p->replicaof;
-    }
-    argv[argc] = NULL;
-    execvp("redis-server", (char *const *)argv);
-    _exit(127);
-}
-
 /* A command on a short-lived blocking test-side client (the test may
  * block; the module under test may not), after AUTH cmd_password when set
  * (its answer ignored: redis-server has none here).  NULL when no reply
  * came. */
 static redisReply *cmd_at(int port, const char *fmt, ...) {
-    struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    redisReply *r = NULL;
+    redisContext *c = ts_connect(port, cmd_password, 1000);
+    redisReply *r;
     va_list ap;
-    if (c == NULL || c->err != 0)
-        goto done;
-    redisSetTimeout(c, tv);
-    if (cmd_password != NULL) {
-        r = redisCommand(c, "AUTH %s", cmd_password);
-        if (r == NULL)
-            goto done;
-        freeReplyObject(r);
-        r = NULL;
-    }
+    if (c == NULL)
+        return NULL;
     va_start(ap, fmt);
     r = redisvCommand(c, fmt, ap);
     va_end(ap);
-done:
-    if (c != NULL)
-        redisFree(c);
+    redisFree(c);
     return r;
 }
 
-/* PING until the process answers; 0 when up, -1 when it exited or did not
- * answer within ms. */
-static int proc_wait_ready(test_proc *p, int ms) {
-    long long end = ts_now_ms() + ms;
-    while (ts_now_ms() < end) {
-        int status;
-        if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
-            p->pid = 0;
-            return -1;
-        }
-        redisReply *r = cmd_at(p->port, "PING");
-        int up = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
-        if (r != NULL)
-            freeReplyObject(r);
-        if (up)
-            return 0;
-        usleep(20 * 1000);
-    }
-    return -1;
-}
-
+/* (Re)start p on its port (redis-sentinel on its config, or redis-server)
+ * and wait until it answers PING; asserts. */
 static void proc_spawn(test_proc *p) {
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0)
-        child_exec(p);
-    p->pid = pid;
-    cr_assert_eq(proc_wait_ready(p, 10000), 0, "%s on port %d did not start",
-                 p->sentinel ? "redis-sentinel" : "redis-server", p->port);
-}
-
-static void proc_kill(test_proc *p) {
-    if (p->pid <= 0)
-        return;
-    kill(p->pid, SIGCONT);
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, NULL, 0);
-    p->pid = 0;
+    const char *sentinel_argv[] = {"redis-sentinel", p->conf, NULL};
+    const char *replica_args[] = {"--replicaof", p->replicaof, NULL};
+    if (p->sentinel)
+        p->pid = ts_spawn(sentinel_argv);
+    else
+        p->pid = ts_spawn_redis(p->port, tmpdir, NULL,
+                                p->replicaof[0] != '\0' ? replica_args : NULL);
+    cr_assert(p->pid > 0);
+    redisContext *c = ts_connect_retry(&p->pid, p->port, cmd_password, 10000);
+    cr_assert_not_null(c, "%s on port %d did not start",
+                       p->sentinel ? "redis-sentinel" : "redis-server", p->port);
+    redisFree(c);
 }
 
 static test_proc *proc_new(void) {
@@ -209,20 +126,17 @@ static test_proc *sentinel_start(const char *name, int master_port, int quorum) 
 static void live_init(void) {
     signal(SIGPIPE, SIG_IGN);
     nprocs = 0;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rcproxy-sentinel-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    cr_assert_eq(ts_make_tmpdir(tmpdir, sizeof tmpdir, "rcproxy-sentinel"), 0);
 }
 
 static void live_fini(void) {
     for (int i = 0; i < nprocs; i++)
-        proc_kill(&procs[i]);
+        ts_kill(&procs[i].pid);
     ts_remove_dir(tmpdir);
 }
 
 static void assert_no_leaks(void) {
-#if HAVE_LSAN
-    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (see the LSan report)");
-#endif
+    cr_assert_eq(ts_leak_check(), 0, "memory leaked (see the LSan report)");
 }
 
 /* Wait (bounded) until the replica says its link to the leader is up. */
@@ -288,12 +202,7 @@ static repl_sentinel_view wait_sync_view(const conf_addr *sentinels, int n, cons
 }
 
 /* ------------------------------------------------------------------------ */
-/* loop helpers                                                              */
-
-
-
-
-
+/* the follower's callback                                                   */
 
 /* What the follower delivered. */
 #define MAX_VIEWS 32
@@ -374,7 +283,7 @@ Test(sentinel_sync, leader_and_replica) {
     cr_assert_eq(v.leader.port, leader->port);
 
     /* a dead replica (flagged disconnected, then s_down) is left out */
-    proc_kill(replica);
+    ts_kill(&replica->pid);
     v = wait_sync_view(sents, 4, "mymaster", 0);
     cr_assert_eq(v.leader.port, leader->port);
     assert_no_leaks();
@@ -495,7 +404,7 @@ Test(sentinel_live, initial_view_then_failover) {
     cr_assert_eq(r.calls, 1);
 
     long long t0 = ts_now_ms();
-    proc_kill(leader);
+    ts_kill(&leader->pid);
     r.want_leader_port = replica->port;
     cr_assert(ts_run_until(loop, rec_leader_is, &r, 20000), "no failover view within 20 s");
     const repl_sentinel_view *v = rec_last(&r);
@@ -662,7 +571,7 @@ Test(sentinel_live, reconnects_to_restarted_sentinel) {
     cr_assert(ts_run_until(loop, rec_called, &r, 5000), "no initial view");
     cr_assert_eq(r.views[0].leader.port, leader->port);
 
-    proc_kill(s1);
+    ts_kill(&s1->pid);
     ts_run_until(loop, NULL, NULL, 700); /* the follower sees its links drop */
     proc_spawn(s1);                   /* same port, its rewritten config */
     ts_run_until(loop, NULL, NULL, 1500); /* reconnect (at most every 500 ms) */
