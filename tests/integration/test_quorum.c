@@ -788,6 +788,84 @@ IT_TEST(quorum, node_down, 120)
     redisFree(c);
 }
 
+/* A node that missed writes (down, back empty) and is read again: with
+ * read-repair sync the GET answers only after the stale node holds the
+ * newest copy; with async it gets it shortly after; with off it never does
+ * (anti-entropy is off in all three, so only read repair can move data). */
+static void read_repair_case(const char *mode, bool read_all)
+{
+    const char *args[] = { "--read-repair", mode, "--anti-entropy-rate", "0",
+                           "--quorum-read-all", read_all ? "yes" : "no", NULL };
+    qstart(3, false, args);
+    redisContext *c = it_connect();
+    enum { KEYS = 20 };
+    for (int i = 0; i < KEYS; i++)
+        it_ok(c, "SET rr:%d old", i);
+    it_kill(it_node(2));
+    for (int i = 0; i < KEYS; i++)
+        it_ok(c, "SET rr:%d new%d", i, i);
+    it_restart(it_node(2));      /* back empty: it holds none of the keys */
+    cr_assert(wait_all_linked(c, "rr:probe", 10000) >= 0, "node 2 was not linked again");
+    int repaired_at_once = 0, repaired_later = 0;
+    for (int i = 0; i < KEYS; i++) {
+        char key[32], want[32];
+        snprintf(key, sizeof key, "rr:%d", i);
+        snprintf(want, sizeof want, "new%d", i);
+        it_expect_str(c, want, "GET %s", key);
+        stored s = node_stored(2, key);
+        if (live_is(&s, want))
+            repaired_at_once++;
+    }
+    it_sleep_ms(500);
+    for (int i = 0; i < KEYS; i++) {
+        char key[32], want[32];
+        snprintf(key, sizeof key, "rr:%d", i);
+        snprintf(want, sizeof want, "new%d", i);
+        stored s = node_stored(2, key);
+        if (live_is(&s, want))
+            repaired_later++;
+    }
+    cr_log_info("read-repair %s, read-all %s: %d of %d repaired when GET answered, %d after 0.5 s",
+                mode, read_all ? "yes" : "no", repaired_at_once, KEYS, repaired_later);
+    if (strcmp(mode, "off") == 0) {
+        cr_assert_eq(repaired_later, 0, "read-repair off repaired %d keys", repaired_later);
+    } else if (read_all) {
+        /* every read asked node 2: every key is repaired, sync ones before the answer */
+        cr_assert_eq(repaired_later, KEYS);
+        if (strcmp(mode, "sync") == 0) cr_assert_eq(repaired_at_once, KEYS);
+    } else {
+        /* reads ask 2 of the 3 nodes: the keys whose read included node 2 */
+        cr_assert(repaired_later > 0, "no key read from node 2 was repaired");
+        if (strcmp(mode, "sync") == 0) cr_assert_eq(repaired_at_once, repaired_later);
+    }
+    cr_assert(strcmp(mode, "off") == 0 || info_num(c, "read_repairs") >= repaired_later);
+    redisFree(c);
+}
+
+IT_TEST(quorum, read_repair_sync, 90)
+{
+    IT_SKIP_IF_DIRECT();
+    read_repair_case("sync", true);
+}
+
+IT_TEST(quorum, read_repair_async, 90)
+{
+    IT_SKIP_IF_DIRECT();
+    read_repair_case("async", true);
+}
+
+IT_TEST(quorum, read_repair_sync_r_nodes, 90)
+{
+    IT_SKIP_IF_DIRECT();
+    read_repair_case("sync", false);
+}
+
+IT_TEST(quorum, read_repair_off, 90)
+{
+    IT_SKIP_IF_DIRECT();
+    read_repair_case("off", true);
+}
+
 /* One node hung (SIGSTOP, connection still open): reads must not wait for
  * backend-timeout.  A read short of its R answers after ~0.1 s asks one more
  * node, and new reads avoid a node whose link stopped making progress. */
