@@ -414,6 +414,15 @@ static void cmd_rcproxy(local_req *r)
         for (size_t i = 0; i < n; i++) px_buf_add_status(r->out, lines[i]);
         return;
     }
+    if (c->ctx->cfg.mode == CONF_MODE_QUORUM && r->argc >= 2 &&
+        (arg_is(r, 1, "writeack") || arg_is(r, 1, "consistency") || arg_is(r, 1, "token") ||
+         arg_is(r, 1, "after"))) {
+        size_t len;
+        const char *a = arg(r, 1, &len);
+        px_buf_add_errorf(r->out, "ERR rcproxy: RCPROXY %.*s applies to mode leader only (quorum-w and "
+                          "quorum-r set the guarantees of mode quorum)", (int)(len > 32 ? 32 : len), a);
+        return;
+    }
     if ((r->argc == 2 || r->argc == 3) &&
         (arg_is(r, 1, "writeack") || arg_is(r, 1, "consistency"))) {
         int is_ack = arg_is(r, 1, "writeack");
@@ -459,7 +468,8 @@ px_dispatch_result px_local_run(px_client *c, const char *buf, px_cmd_id id, con
     (void)cmd;
     local_req r = {c, buf, c->parser->argc, NULL};
     if (id == PX_ID_INFO) return cmd_info(&r);
-    if (id == PX_ID_RCPROXY && r.argc == 2 && px_arg_eq(c, buf, 1, "token")) {
+    if (id == PX_ID_RCPROXY && r.argc == 2 && px_arg_eq(c, buf, 1, "token") &&
+        c->ctx->cfg.mode != CONF_MODE_QUORUM) {
         char tok[128];
         if (repl_session_token(c, tok, sizeof tok)) px_buf_add_bulk_str(px_client_reply(c), tok);
         else token_via_role(&r);   /* answered in order through its own slot */

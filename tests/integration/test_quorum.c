@@ -438,6 +438,12 @@ static void basic_quorum_only(redisContext *c)
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
         it_expect_err(c, "keys starting with 'rcproxy:' are reserved in quorum mode",
                       reserved[i]);
+    /* the session guarantees of mode leader do not apply here */
+    it_expect_err(c, "applies to mode leader only", "RCPROXY TOKEN");
+    it_expect_err(c, "applies to mode leader only", "RCPROXY WRITEACK sync");
+    it_expect_err(c, "applies to mode leader only", "RCPROXY AFTER rcp1-x-1");
+    it_expect_err(c, "SELECT is not supported in quorum mode", "SELECT 1");
+    it_ok(c, "SELECT 0");
     it_expect_status(c, "PONG", "PING");   /* the connection is still fine */
 
     /* stored format: on >= W nodes at the reply, on all N soon after */
