@@ -720,17 +720,14 @@ int px_backend_usable(const px_backend *b, const char **reason)
 px_link *px_backend_ack_link(px_backend *b)
 {
     px_link *l = b->shared[b->nshared];
-    return l->state != PX_LINK_CLOSED ? l : px_backend_pick_shared(b);
+    return l->state != PX_LINK_CLOSED ? l : px_backend_pick_shared(b, 0);
 }
 
-px_link *px_backend_pick_shared(px_backend *b)
+px_link *px_backend_pick_shared(px_backend *b, uint64_t affinity)
 {
     for (int i = 0; i < b->nshared; i++) {
-        px_link *l = b->shared[(b->next_shared + i) % b->nshared];
-        if (l->state != PX_LINK_CLOSED) {
-            b->next_shared = (b->next_shared + i + 1) % b->nshared;
-            return l;
-        }
+        px_link *l = b->shared[(affinity + (uint64_t)i) % (uint64_t)b->nshared];
+        if (l->state != PX_LINK_CLOSED) return l;
     }
     return NULL;
 }

@@ -32,8 +32,12 @@ int px_backend_usable(const px_backend *b, const char **reason);
  * the connection it runs on, so those writes get a link of their own and
  * hold up nobody else); a shared link while it is down. */
 px_link *px_backend_ack_link(px_backend *b);
-/* A shared link of b for a new request, round robin; NULL if none usable. */
-px_link *px_backend_pick_shared(px_backend *b);
+/* The shared link of b for a request of the client with this affinity (its
+ * id): always the same one while it is open, so one client's requests to b
+ * run in the order it sent them even with backend-connections > 1 (as Redis
+ * runs one connection's commands); another open one when it is closed; NULL
+ * if none is open. */
+px_link *px_backend_pick_shared(px_backend *b, uint64_t affinity);
 
 /* A link of b for one client's exclusive use: from the idle pool (kind
  * DEDICATED only) or newly opened.  Never NULL. */

@@ -243,7 +243,7 @@ px_dispatch_result px_dispatch(px_client *c, const char *buf)
     }
     px_backend *b = ctx->strategy->route_write(ctx, c);
     int acked = c->write_ack != CONF_ACK_ASYNC && may_write(cmd) && ctx->nbackends > 1;
-    px_link *l = !b ? NULL : acked ? px_backend_ack_link(b) : px_backend_pick_shared(b);
+    px_link *l = !b ? NULL : acked ? px_backend_ack_link(b) : px_backend_pick_shared(b, c->id);
     if (!l) {
         reply_unavailable(c, b ? b : (ctx->nbackends ? ctx->backends[0] : NULL), 0);
         return PX_DONE;

@@ -317,7 +317,7 @@ static px_dispatch_result cmd_info(local_req *r)
     }
     if (!only_ours) {
         px_backend *b = ctx->strategy->route_write(ctx, c);
-        px_link *l = b ? px_backend_pick_shared(b) : NULL;
+        px_link *l = b ? px_backend_pick_shared(b, c->id) : NULL;
         if (l) {
             px_forward(c, r->buf, l, want_ours ? PX_SLOT_INFO : PX_SLOT_PLAIN, 0);
             return PX_DONE;
@@ -376,7 +376,7 @@ static void token_via_role(local_req *r)
     px_link *l = c->w_link && c->w_link->state != PX_LINK_CLOSED ? c->w_link : NULL;
     if (!l) {
         px_backend *b = ctx->strategy->route_write(ctx, c);
-        l = b ? px_backend_pick_shared(b) : NULL;
+        l = b ? px_backend_pick_shared(b, r->c->id) : NULL;
     }
     if (!l) {
         px_buf_add_error(px_client_reply(c), "ERR rcproxy: leader is unavailable");

@@ -142,7 +142,6 @@ struct px_backend {
     px_link **shared;        /* backend-connections shared links, then the write-ack link */
     int nshared;             /* shared links for ordinary requests */
     int nlinks;              /* nshared + 1: shared[nshared] carries writes that WAIT (write-ack) */
-    int next_shared;
     px_link *idle;           /* parked dedicated links */
     int nidle;
     repl_health *health;

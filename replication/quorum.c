@@ -61,6 +61,7 @@ typedef struct repl_qop {
     char *key;            /* own copy: the operation may outlive cmd */
     size_t klen;
     int need;             /* R or W */
+    uint64_t affinity;    /* the client's id: its requests to a node share one link, in order */
     int outstanding, ok, failed;
     int repairing;
     char err[256];        /* first error reply of a node (sent to the client if it fails) */
@@ -122,6 +123,7 @@ static repl_qop *op_new(repl_qcmd *cmd, int k, int is_write)
     op->cmd = cmd;
     op->k = k;
     op->is_write = is_write;
+    op->affinity = cmd->slot && cmd->slot->client ? cmd->slot->client->id : 0;
     op->key = malloc(klen + 1);
     if (!op->key) abort();
     memcpy(op->key, key, klen);
@@ -182,7 +184,7 @@ static int op_send(repl_qop *op, int i, int req, const char *bytes, size_t len, 
     if (op->q->stopped) return -1;
     px_backend *b = ctx->backends[op->nodes[i].node];
     if (!px_backend_usable(b, NULL)) return -1;
-    px_link *l = px_backend_pick_shared(b);
+    px_link *l = px_backend_pick_shared(b, op->affinity);
     if (!l) return -1;
     if (l->fifo_count == 0) l->last_progress = ev_now(ctx->loop);
     if (hint) px_link_send_raw(l, hint->data, hint->len, PX_PEND_CONTROL);

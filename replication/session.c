@@ -40,7 +40,7 @@ void repl_session_init(px_client *c)
 
 /* Fold answered ROLEs into c->min_offset.  After it, w_link / r_link are
  * non-NULL only while their ROLE is still in flight. */
-static px_link *leader_link(px_ctx *ctx, px_backend *avoid);
+static px_link *leader_link(px_ctx *ctx, px_client *c, px_backend *avoid);
 static uint64_t want_role_after(px_link *l);
 
 /* A ROLE that never answered (its link failed): any leader ROLE sent from
@@ -48,7 +48,7 @@ static uint64_t want_role_after(px_link *l);
 static void resolve_later(px_ctx *ctx, px_client *c)
 {
     c->w_global = ctx->role_global_sent + 1;
-    px_link *l = leader_link(ctx, NULL);
+    px_link *l = leader_link(ctx, c, NULL);
     if (l) want_role_after(l);
 }
 
@@ -146,11 +146,11 @@ static px_backend *pick_replica(px_ctx *ctx, px_client *c, long long need, px_ba
     return best;
 }
 
-static px_link *leader_link(px_ctx *ctx, px_backend *avoid)
+static px_link *leader_link(px_ctx *ctx, px_client *c, px_backend *avoid)
 {
     px_backend *b = ctx->strategy->route_write(ctx, NULL);
     if (!b || b == avoid) return NULL;
-    return px_backend_pick_shared(b);
+    return px_backend_pick_shared(b, c->id);
 }
 
 int repl_session_send_read(px_ctx *ctx, px_client *c, px_slot *s, const char *bytes, size_t len,
@@ -162,11 +162,11 @@ int repl_session_send_read(px_ctx *ctx, px_client *c, px_slot *s, const char *by
     int eventual = c->consistency == CONF_READ_EVENTUAL;
     session_resolve(ctx, c);
     if (c->consistency == CONF_READ_STRONG) {
-        l = leader_link(ctx, avoid);
+        l = leader_link(ctx, c, avoid);
     } else if (!eventual && c->w_link && c->w_link->state != PX_LINK_CLOSED &&
                c->w_link->backend != avoid) {
         l = c->w_link;                 /* offset of the write not known yet: read behind it */
-    } else if (!eventual && c->w_global && (l = leader_link(ctx, avoid)) != NULL) {
+    } else if (!eventual && c->w_global && (l = leader_link(ctx, c, avoid)) != NULL) {
         /* written on another link and answered: the leader has it */
     } else if (c->consistency == CONF_READ_MONOTONIC && c->r_link &&
                c->r_link->state != PX_LINK_CLOSED && c->r_link->backend != avoid) {
@@ -181,7 +181,7 @@ int repl_session_send_read(px_ctx *ctx, px_client *c, px_slot *s, const char *by
         if (b && !fresh && first_sent > 0 && now - first_sent >= ctx->cfg.ryw_wait_timeout / 1000.0)
             b = NULL;                  /* waited long enough: the leader answers */
         if (b) {
-            l = px_backend_pick_shared(b);
+            l = px_backend_pick_shared(b, c->id);
             if (l && !fresh) {
                 check = need;
                 if (l->role_turn != ctx->turn || l->role_sent == 0) queue_role(l);
@@ -189,7 +189,7 @@ int repl_session_send_read(px_ctx *ctx, px_client *c, px_slot *s, const char *by
         }
         if (!l) {
             check = 0;
-            l = leader_link(ctx, avoid);
+            l = leader_link(ctx, c, avoid);
         }
     }
     if (!l && c->consistency != CONF_READ_STRONG) {
@@ -198,7 +198,7 @@ int repl_session_send_read(px_ctx *ctx, px_client *c, px_slot *s, const char *by
          * the read from the most up-to-date replica rather than fail it. */
         int fresh;
         px_backend *b = pick_replica(ctx, c, OFFSET_INF - 1, avoid, &fresh);
-        if (b) l = px_backend_pick_shared(b);
+        if (b) l = px_backend_pick_shared(b, c->id);
         check = 0;
     }
     if (!l) return -1;
@@ -238,7 +238,7 @@ void repl_session_wrote_elsewhere(px_client *c)
 {
     px_ctx *ctx = c->ctx;
     c->w_global = ctx->role_global_sent + 1;
-    px_link *l = leader_link(ctx, NULL);
+    px_link *l = leader_link(ctx, c, NULL);
     if (l) want_role_after(l);
 }
 

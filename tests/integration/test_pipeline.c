@@ -148,6 +148,29 @@ IT_TEST(pipeline, in_order_100k, 120)
 
 #define BIG_LEN (100u * 1024u * 1024u)
 
+/* With several shared links per backend, one client's requests still run in
+ * the order it sent them (Redis runs a connection's commands in order): 20,000
+ * pipelined INCRs of one key answer 1, 2, 3, ... */
+IT_TEST(pipeline, order_kept_across_backend_links, 120)
+{
+    it_opts o = {.replicas = 0, .proxy_args = {"--backend-connections", "4", NULL}};
+    it_start(&o);
+    enum { N = 20000, CLIENTS = 3 };
+    redisContext *c[CLIENTS];
+    for (int k = 0; k < CLIENTS; k++) c[k] = it_connect();
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < CLIENTS; k++) redisAppendCommand(c[k], "INCR order:%d", k);
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < CLIENTS; k++) {
+            redisReply *r = NULL;
+            cr_assert(redisGetReply(c[k], (void **)&r) == REDIS_OK && r, "INCR #%d: %s", i, c[k]->errstr);
+            cr_assert(r->type == REDIS_REPLY_INTEGER && r->integer == i + 1,
+                      "client %d INCR #%d answered %s", k, i, it_reply_desc(r));
+            freeReplyObject(r);
+        }
+    for (int k = 0; k < CLIENTS; k++) redisFree(c[k]);
+}
+
 IT_TEST(pipeline, big_value, 180)
 {
     it_opts o = { .replicas = 1 };

@@ -794,6 +794,18 @@ IT_TEST(quorum, node_down, 120)
     redisFree(c);
 }
 
+/* Several links per node: a client's pipelined SET then GET of a key still
+ * run in order on every node (one client's requests share one link). */
+IT_TEST(quorum, pipeline_order_with_many_links, 90)
+{
+    IT_SKIP_IF_DIRECT();
+    static const char *const args[] = { "--backend-connections", "4", NULL };
+    qstart(3, false, args);
+    redisContext *c = it_connect();
+    basic_pipeline(c);
+    redisFree(c);
+}
+
 /* A node that missed writes (down, back empty) and is read again: with
  * read-repair sync the GET answers only after the stale node holds the
  * newest copy; with async it gets it shortly after; with off it never does
