@@ -612,7 +612,7 @@ px_backend *px_backend_new(px_ctx *ctx, int index, px_role role, const conf_addr
     else
         snprintf(b->name, sizeof b->name, "%s:%d", addr->host, addr->port);
     b->nshared = ctx->cfg.backend_connections;
-    b->nlinks = b->nshared + 1;    /* + the write-ack link */
+    b->nlinks = b->nshared + (role == PX_ROLE_NODE ? 0 : 1);   /* + the write-ack link (mode leader) */
     b->shared = calloc((size_t)b->nlinks, sizeof *b->shared);
     if (!b->shared) abort();
     for (int i = 0; i < b->nlinks; i++) b->shared[i] = link_new(b, PX_LINK_SHARED);
@@ -719,6 +719,7 @@ int px_backend_usable(const px_backend *b, const char **reason)
 
 px_link *px_backend_ack_link(px_backend *b)
 {
+    if (b->nlinks == b->nshared) return px_backend_pick_shared(b, 0);   /* a quorum node has none */
     px_link *l = b->shared[b->nshared];
     return l->state != PX_LINK_CLOSED ? l : px_backend_pick_shared(b, 0);
 }

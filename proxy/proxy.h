@@ -141,7 +141,8 @@ struct px_backend {
     char name[300];          /* "host:port" */
     px_link **shared;        /* backend-connections shared links, then the write-ack link */
     int nshared;             /* shared links for ordinary requests */
-    int nlinks;              /* nshared + 1: shared[nshared] carries writes that WAIT (write-ack) */
+    int nlinks;              /* nshared + 1: shared[nshared] carries writes that WAIT (write-ack);
+                              * nshared for a quorum node (no WAIT there) */
     px_link *idle;           /* parked dedicated links */
     int nidle;
     repl_health *health;
