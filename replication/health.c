@@ -46,6 +46,8 @@
 #include <hiredis/async.h>
 #include <hiredis/adapters/libev.h> /* static functions: included here only */
 
+#include "replication/repl_mem.h"
+
 /* What a queued command was, carried in hiredis's privdata (never a pointer
  * to our objects: those may be gone when hiredis runs a NULL reply). */
 enum { TAG_AUTH = 1, TAG_INFO, TAG_CMD };
@@ -61,25 +63,6 @@ long long repl_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n, size);
-    if (p == NULL) {
-        fputs("rcproxy: out of memory in replication/health\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-/* strdup that aborts on OOM; NULL and "" both become NULL (= not given). */
-static char *opt_strdup(const char *s) {
-    if (s == NULL || s[0] == '\0')
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *d = xcalloc(1, n);
-    memcpy(d, s, n);
-    return d;
 }
 
 /* The text of a hiredis context's error, or fallback when there is none. */
@@ -521,17 +504,17 @@ repl_health *repl_health_new(struct ev_loop *loop, const char *host, int port,
                              const char *user, const char *password,
                              int interval_ms, int timeout_ms,
                              repl_health_cb *cb, void *arg) {
-    repl_health *h = xcalloc(1, sizeof *h);
+    repl_health *h = repl_xcalloc(1, sizeof *h);
     if (interval_ms <= 0)
         interval_ms = HEALTH_DEFAULT_INTERVAL_MS;
     if (timeout_ms <= 0)
         timeout_ms = interval_ms;
 
     h->loop = loop;
-    h->host = opt_strdup(host != NULL && host[0] != '\0' ? host : "127.0.0.1");
+    h->host = repl_opt_strdup(host != NULL && host[0] != '\0' ? host : "127.0.0.1");
     h->port = port;
-    h->user = opt_strdup(user);
-    h->password = opt_strdup(password);
+    h->user = repl_opt_strdup(user);
+    h->password = repl_opt_strdup(password);
     h->timeout_ms = timeout_ms;
     h->cb = cb;
     h->arg = arg;
@@ -672,7 +655,7 @@ int repl_oneshot_command(struct ev_loop *loop, const char *host, int port,
         if (argv[i] == NULL)
             return -1;
 
-    os = xcalloc(1, sizeof *os);
+    os = repl_xcalloc(1, sizeof *os);
     os->loop = loop;
     os->timeout_ms = timeout_ms;
     os->cb = cb;

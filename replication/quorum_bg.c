@@ -49,6 +49,7 @@
 #include <hiredis/adapters/libev.h> /* static functions: included here only */
 
 #include "replication/quorum_scripts.h"
+#include "replication/repl_mem.h"
 
 #define QBG_TICK_S 0.1               /* housekeeping, token refill */
 #define QBG_DEFAULT_CONNECT_MS 1000
@@ -82,31 +83,6 @@ static long long wall_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n == 0 ? 1 : n, size == 0 ? 1 : size);
-    if (p == NULL) {
-        fputs("rcproxy: out of memory in replication/quorum_bg\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-/* strdup that aborts on OOM; NULL and "" both become NULL (= not given). */
-static char *opt_strdup(const char *s) {
-    if (s == NULL || s[0] == '\0')
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *d = xcalloc(1, n);
-    memcpy(d, s, n);
-    return d;
-}
-
-static char *mem_dup(const char *p, size_t n) {
-    char *d = xcalloc(1, n + 1);
-    memcpy(d, p, n);
-    return d;
 }
 
 /* Parse an unsigned decimal that fills s[0..n) exactly.  Returns 0 or -1. */
@@ -316,7 +292,7 @@ static int qbg_send(qnode *node, int handshake, qbg_reply_fn *fn, void *ctx, int
         return -1;
     if (node->state != QN_UP && !(handshake && node->state == QN_CONNECTING))
         return -1;
-    c = xcalloc(1, sizeof *c);
+    c = repl_xcalloc(1, sizeof *c);
     c->bg = bg;
     c->node = node->idx;
     c->gen = node->gen;
@@ -712,19 +688,19 @@ done:
  * FCALL_RO rcp_vhead per node). */
 static void ae_send_heads(ae_batch *b) {
     repl_qbg *bg = b->bg;
-    const char **argv = xcalloc(b->nkeys + 3, sizeof *argv);
-    size_t *lens = xcalloc(b->nkeys + 3, sizeof *lens);
+    const char **argv = repl_xcalloc(b->nkeys + 3, sizeof *argv);
+    size_t *lens = repl_xcalloc(b->nkeys + 3, sizeof *lens);
     char num[24];
 
     b->phase = AE_HEAD;
     b->refs = 1;
-    b->sent = xcalloc((size_t)bg->nnodes, sizeof *b->sent);
-    b->nsent = xcalloc((size_t)bg->nnodes, sizeof *b->nsent);
+    b->sent = repl_xcalloc((size_t)bg->nnodes, sizeof *b->sent);
+    b->nsent = repl_xcalloc((size_t)bg->nnodes, sizeof *b->nsent);
     for (int j = 0; j < bg->nnodes; j++) {
         size_t cnt = 0;
         if (!node_up(&bg->nodes[j]))
             continue;
-        b->sent[j] = xcalloc(b->nkeys, sizeof **b->sent);
+        b->sent[j] = repl_xcalloc(b->nkeys, sizeof **b->sent);
         for (size_t k = 0; k < b->nkeys; k++)
             for (int s = 0; s < b->nhome[k]; s++)
                 if (b->home[k * bg->n + s] == j) {
@@ -788,12 +764,12 @@ static void ae_on_scan(repl_qbg *bg, qnode *node, const redisReply *r, void *ctx
     bg->tokens -= (double)keys->elements;
     b->next_cursor = next;
     b->scan_ok = 1;
-    b->keys = xcalloc(keys->elements, sizeof *b->keys);
-    b->klen = xcalloc(keys->elements, sizeof *b->klen);
-    b->home = xcalloc(keys->elements * (size_t)bg->n, sizeof *b->home);
-    b->nhome = xcalloc(keys->elements, sizeof *b->nhome);
-    b->heads = xcalloc(keys->elements * (size_t)bg->n, sizeof *b->heads);
-    b->newest = xcalloc(keys->elements, sizeof *b->newest);
+    b->keys = repl_xcalloc(keys->elements, sizeof *b->keys);
+    b->klen = repl_xcalloc(keys->elements, sizeof *b->klen);
+    b->home = repl_xcalloc(keys->elements * (size_t)bg->n, sizeof *b->home);
+    b->nhome = repl_xcalloc(keys->elements, sizeof *b->nhome);
+    b->heads = repl_xcalloc(keys->elements * (size_t)bg->n, sizeof *b->heads);
+    b->newest = repl_xcalloc(keys->elements, sizeof *b->newest);
     for (size_t i = 0; i < keys->elements; i++) {
         const redisReply *e = keys->element[i];
         size_t k = b->nkeys;
@@ -802,7 +778,7 @@ static void ae_on_scan(repl_qbg *bg, qnode *node, const redisReply *r, void *ctx
         b->nhome[k] = home_of(bg, e->str, e->len, &b->home[k * (size_t)bg->n]);
         if (b->nhome[k] == 0)
             continue;
-        b->keys[k] = mem_dup(e->str, e->len);
+        b->keys[k] = repl_memdup(e->str, e->len);
         b->klen[k] = e->len;
         b->nkeys++;
     }
@@ -843,7 +819,7 @@ static void ae_step(repl_qbg *bg) {
         const char *argv[6] = {"SCAN", cur, "COUNT", cnt, "TYPE", "string"};
         snprintf(cur, sizeof cur, "%llu", node->cursor);
         snprintf(cnt, sizeof cnt, "%d", bg->batch_count);
-        ae_batch *b = xcalloc(1, sizeof *b);
+        ae_batch *b = repl_xcalloc(1, sizeof *b);
         b->bg = bg;
         b->scan_node = bg->ae_node;
         b->phase = AE_SCAN;
@@ -1044,11 +1020,11 @@ static void hint_replay(hint_job *j, const redisReply *ent) {
     else
         ARG(mode->str, mode->len);
 #undef ARG
-    hint_entry *e = xcalloc(1, sizeof *e);
+    hint_entry *e = repl_xcalloc(1, sizeof *e);
     e->job = j;
     memcpy(e->id, j->last_id, id->len + 1);
     memcpy(e->ver, ver->str, VLEN);
-    e->key = mem_dup(key->str, key->len);
+    e->key = repl_memdup(key->str, key->len);
     e->klen = key->len;
     if (qbg_send(&bg->nodes[j->owner], 0, hint_on_replay, e, 0, argc, argv, lens) == 0) {
         j->refs++;
@@ -1117,7 +1093,7 @@ static void job_release(hint_job *j) {
  * tombstone-ttl, then replay the rest chunk by chunk. */
 static void job_start(hint_round *r, int holder, int owner) {
     repl_qbg *bg = r->bg;
-    hint_job *j = xcalloc(1, sizeof *j);
+    hint_job *j = repl_xcalloc(1, sizeof *j);
     char minid[24];
     long long min = wall_ms() - bg->tombstone_ttl_ms;
     j->round = r;
@@ -1177,9 +1153,9 @@ static void round_release(hint_round *r) {
 /* Every QBG_HINT_INTERVAL_MS: XLEN every owner's stream on every up holder. */
 static void hint_round_start(repl_qbg *bg) {
     int nn = bg->nnodes;
-    hint_round *r = xcalloc(1, sizeof *r);
+    hint_round *r = repl_xcalloc(1, sizeof *r);
     r->bg = bg;
-    r->xlen = xcalloc((size_t)nn * (size_t)nn, sizeof *r->xlen);
+    r->xlen = repl_xcalloc((size_t)nn * (size_t)nn, sizeof *r->xlen);
     for (int i = 0; i < nn * nn; i++)
         r->xlen[i] = -1;
     r->phase = HR_XLEN;
@@ -1226,7 +1202,7 @@ repl_qbg *repl_qbg_new(struct ev_loop *loop, const repl_qbg_config *cfg) {
             cfg->nodes[i].port < 1 || cfg->nodes[i].port > 65535)
             return NULL;
 
-    bg = xcalloc(1, sizeof *bg);
+    bg = repl_xcalloc(1, sizeof *bg);
     bg->loop = loop;
     bg->ring = cfg->ring;
     bg->nnodes = cfg->nnodes;
@@ -1234,12 +1210,12 @@ repl_qbg *repl_qbg_new(struct ev_loop *loop, const repl_qbg_config *cfg) {
     bg->rate = cfg->rate > 0 ? cfg->rate : 0;
     bg->tombstone_ttl_ms =
         cfg->tombstone_ttl_ms > 0 ? cfg->tombstone_ttl_ms : REPL_QUORUM_TOMBSTONE_TTL_MS_DEFAULT;
-    bg->user = opt_strdup(cfg->user);
-    bg->password = opt_strdup(cfg->password);
+    bg->user = repl_opt_strdup(cfg->user);
+    bg->password = repl_opt_strdup(cfg->password);
     bg->connect_timeout_ms =
         cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : QBG_DEFAULT_CONNECT_MS;
     bg->cmd_timeout_ms = bg->connect_timeout_ms * QBG_CMD_TIMEOUT_FACTOR;
-    bg->scratch_home = xcalloc((size_t)bg->n, sizeof *bg->scratch_home);
+    bg->scratch_home = repl_xcalloc((size_t)bg->n, sizeof *bg->scratch_home);
     bg->batch_count = bg->rate / 10;
     if (bg->batch_count < QBG_AE_BATCH_MIN)
         bg->batch_count = QBG_AE_BATCH_MIN;
@@ -1248,7 +1224,7 @@ repl_qbg *repl_qbg_new(struct ev_loop *loop, const repl_qbg_config *cfg) {
     bg->tokens = bg->batch_count; /* the first batch need not wait */
     bg->st.rate = bg->rate;
 
-    bg->nodes = xcalloc((size_t)bg->nnodes, sizeof *bg->nodes);
+    bg->nodes = repl_xcalloc((size_t)bg->nnodes, sizeof *bg->nodes);
     for (int i = 0; i < bg->nnodes; i++) {
         qnode *node = &bg->nodes[i];
         node->bg = bg;

@@ -57,6 +57,8 @@
 #include <hiredis/async.h>
 #include <hiredis/adapters/libev.h> /* all static: one copy per translation unit */
 
+#include "replication/repl_mem.h"
+
 #define SENT_DEFAULT_REFRESH_MS 1000
 #define SENT_ATTEMPT_MS 1000    /* one sentinel + leader check, live */
 #define SENT_RECONNECT_MS 500   /* at most one connect per link per this */
@@ -80,15 +82,6 @@ static const char *const sent_channels[] = {
 
 /* ------------------------------------------------------------------------ */
 /* small helpers                                                             */
-
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n, size);
-    if (p == NULL) {
-        fputs("rcproxy: out of memory in replication/sentinel\n", stderr);
-        abort();
-    }
-    return p;
-}
 
 static int str_is(const char *s, size_t n, const char *lit) {
     return strlen(lit) == n && memcmp(s, lit, n) == 0;
@@ -864,7 +857,7 @@ repl_sentinel *repl_sentinel_new(struct ev_loop *loop, const conf_addr *sentinel
                                  const char *name, const char *password,
                                  const char *leader_password, int refresh_ms,
                                  repl_sentinel_cb *cb, void *arg) {
-    repl_sentinel *s = xcalloc(1, sizeof *s);
+    repl_sentinel *s = repl_xcalloc(1, sizeof *s);
     size_t len;
 
     if (sentinels == NULL || n < 0)
@@ -875,7 +868,7 @@ repl_sentinel *repl_sentinel_new(struct ev_loop *loop, const conf_addr *sentinel
     s->cb = cb;
     s->arg = arg;
     s->n = n;
-    s->nodes = xcalloc(n > 0 ? (size_t)n : 1, sizeof *s->nodes);
+    s->nodes = repl_xcalloc(n > 0 ? (size_t)n : 1, sizeof *s->nodes);
     for (int i = 0; i < n; i++) {
         s->nodes[i].owner = s;
         s->nodes[i].index = i;
@@ -883,17 +876,17 @@ repl_sentinel *repl_sentinel_new(struct ev_loop *loop, const conf_addr *sentinel
         s->nodes[i].addr.host[sizeof s->nodes[i].addr.host - 1] = '\0';
     }
     len = name != NULL ? strlen(name) : 0;
-    s->name = xcalloc(len + 1, 1);
+    s->name = repl_xcalloc(len + 1, 1);
     if (len > 0)
         memcpy(s->name, name, len);
     if (password != NULL && password[0] != '\0') {
         len = strlen(password);
-        s->password = xcalloc(len + 1, 1);
+        s->password = repl_xcalloc(len + 1, 1);
         memcpy(s->password, password, len);
     }
     if (leader_password != NULL && leader_password[0] != '\0') {
         len = strlen(leader_password);
-        s->leader_password = xcalloc(len + 1, 1);
+        s->leader_password = repl_xcalloc(len + 1, 1);
         memcpy(s->leader_password, leader_password, len);
     }
     s->q.node = -1;
