@@ -235,11 +235,16 @@ void px_slot_deliver(px_ctx *ctx, px_slot *s, const char *bytes, size_t len)
 
 void px_slot_deliver_error(px_ctx *ctx, px_slot *s, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    px_slot_deliver_verror(ctx, s, fmt, ap);
     va_end(ap);
+}
+
+void px_slot_deliver_verror(px_ctx *ctx, px_slot *s, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
     px_buf tmp = PX_BUF_INIT;
     px_buf_add_error(&tmp, msg);
     px_slot_deliver(ctx, s, tmp.data, tmp.len);

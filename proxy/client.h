@@ -2,6 +2,8 @@
 #ifndef PX_CLIENT_H
 #define PX_CLIENT_H
 
+#include <stdarg.h>
+
 #include "proxy/proxy.h"
 
 /* Take ownership of an accepted socket.  Returns NULL (and closes fd) when
@@ -18,6 +20,8 @@ void px_slot_deliver(px_ctx *ctx, px_slot *s, const char *bytes, size_t len);
 /* Same with an error reply built from fmt (no leading '-'). */
 void px_slot_deliver_error(px_ctx *ctx, px_slot *s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+void px_slot_deliver_verror(px_ctx *ctx, px_slot *s, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Buffer to write a reply the proxy produces itself, in request order:
  * c->out when nothing is pending, else a new already-answered slot. */

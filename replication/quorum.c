@@ -58,7 +58,7 @@ typedef struct repl_qop {
     int k;                /* the key's index in cmd */
     int is_write;
     int want_ttl;
-    char *key;            /* own copy: the operation may outlive cmd */
+    char *key;            /* own copy after nodes[]: the operation may outlive cmd */
     size_t klen;
     int need;             /* R or W */
     uint64_t affinity;    /* the client's id: its requests to a node share one link, in order */
@@ -117,15 +117,15 @@ static repl_qop *op_new(repl_qcmd *cmd, int k, int is_write)
     else
         nn = repl_ring_preference(q->ring, key, klen, n, nodes);
     if (nn < 0) nn = 0;
-    repl_qop *op = calloc(1, sizeof *op + (size_t)nn * sizeof(qnode));
+    /* one allocation: the operation, its candidates, then its copy of the key */
+    repl_qop *op = calloc(1, sizeof *op + (size_t)nn * sizeof(qnode) + klen + 1);
     if (!op) abort();
     op->q = q;
     op->cmd = cmd;
     op->k = k;
     op->is_write = is_write;
     op->affinity = cmd->slot && cmd->slot->client ? cmd->slot->client->id : 0;
-    op->key = malloc(klen + 1);
-    if (!op->key) abort();
+    op->key = (char *)&op->nodes[nn];
     memcpy(op->key, key, klen);
     op->key[klen] = 0;
     op->klen = klen;
@@ -145,7 +145,6 @@ static void op_free(repl_qop *op)
 {
     waiting_remove(op);
     px_buf_release(&op->value);
-    free(op->key);
     free(op);
 }
 
@@ -153,10 +152,7 @@ static void op_free(repl_qop *op)
 static int node_ready(px_ctx *ctx, int node)
 {
     px_backend *b = ctx->backends[node];
-    if (!px_backend_usable(b, NULL)) return 0;
-    for (int i = 0; i < b->nshared; i++)
-        if (b->shared[i]->state != PX_LINK_CLOSED) return 1;
-    return 0;
+    return px_backend_usable(b, NULL) && px_backend_pick_shared(b, 0) != NULL;
 }
 
 /* Has node stopped answering (a request outstanding on a link that read

@@ -98,28 +98,26 @@ static void cmd_keys(repl_qcmd *cmd, int step)
     }
 }
 
-void repl_qcmd_finish(repl_qcmd *cmd, const char *reply, size_t len)
+/* Answer the client (reply: one complete RESP value) and free cmd. */
+static void cmd_finish(repl_qcmd *cmd, const char *reply, size_t len)
 {
     px_slot_deliver(cmd->q->ctx, cmd->slot, reply, len);
     cmd_free(cmd);
 }
 
-void repl_qcmd_finish_error(repl_qcmd *cmd, const char *fmt, ...)
+/* Answer an error built from fmt (no leading '-') and free cmd. */
+static void __attribute__((format(printf, 2, 3))) cmd_finish_error(repl_qcmd *cmd, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    px_slot_deliver_verror(cmd->q->ctx, cmd->slot, fmt, ap);
     va_end(ap);
-    px_buf b = PX_BUF_INIT;
-    px_buf_add_error(&b, msg);
-    repl_qcmd_finish(cmd, b.data, b.len);
-    px_buf_release(&b);
+    cmd_free(cmd);
 }
 
 static void finish_buf(repl_qcmd *cmd, px_buf *b)
 {
-    repl_qcmd_finish(cmd, b->data, b->len);
+    cmd_finish(cmd, b->data, b->len);
     px_buf_release(b);
 }
 
@@ -151,7 +149,7 @@ static int finish_if_failed(repl_qcmd *cmd)
 {
     for (int k = 0; k < cmd->nkeys; k++)
         if (cmd->keys[k].failed) {
-            repl_qcmd_finish_error(cmd, "%s", cmd->keys[k].err);
+            cmd_finish_error(cmd, "%s", cmd->keys[k].err);
             return 1;
         }
     return 0;
@@ -192,14 +190,14 @@ static int expiry_arg(repl_qcmd *cmd, int i, const char *unit, const char *name,
 {
     long long v;
     if (!arg_ll(cmd, i, &v)) {
-        repl_qcmd_finish_error(cmd, "ERR value is not an integer or out of range");
+        cmd_finish_error(cmd, "ERR value is not an integer or out of range");
         return -1;
     }
     int seconds = strcasecmp(unit, "EX") == 0 || strcasecmp(unit, "EXAT") == 0;
     int absolute = strcasecmp(unit, "EXAT") == 0 || strcasecmp(unit, "PXAT") == 0;
     long long now = repl_q_wall_ms();
     if (v <= 0 || (seconds && v > LLONG_MAX / 1000) || (!absolute && (seconds ? v * 1000 : v) > LLONG_MAX - now)) {
-        repl_qcmd_finish_error(cmd, "ERR invalid expire time in '%s' command", name);
+        cmd_finish_error(cmd, "ERR invalid expire time in '%s' command", name);
         return -1;
     }
     if (seconds) v *= 1000;
@@ -341,7 +339,7 @@ static int start_set(repl_qcmd *cmd)
             cmd->flags |= OPT_EXPIRE;
             i++;
         } else {
-            repl_qcmd_finish_error(cmd, "ERR syntax error");
+            cmd_finish_error(cmd, "ERR syntax error");
             return -1;
         }
     }
@@ -358,7 +356,7 @@ static int start_set(repl_qcmd *cmd)
 static int start_mset(repl_qcmd *cmd)
 {
     if (cmd->argc % 2 == 0) {
-        repl_qcmd_finish_error(cmd, "ERR wrong number of arguments for '%s' command", "mset");
+        cmd_finish_error(cmd, "ERR wrong number of arguments for '%s' command", "mset");
         return -1;
     }
     cmd->nkeys = (cmd->argc - 1) / 2;
@@ -400,12 +398,12 @@ static int start_expire(repl_qcmd *cmd)
 {
     long long v;
     if (cmd->argc > 3) {
-        repl_qcmd_finish_error(cmd, "ERR rcproxy: %s options NX|XX|GT|LT are not supported in quorum mode",
+        cmd_finish_error(cmd, "ERR rcproxy: %s options NX|XX|GT|LT are not supported in quorum mode",
                                cmd->argv[0]);
         return -1;
     }
     if (!arg_ll(cmd, 2, &v)) {
-        repl_qcmd_finish_error(cmd, "ERR value is not an integer or out of range");
+        cmd_finish_error(cmd, "ERR value is not an integer or out of range");
         return -1;
     }
     int seconds = arg_is(cmd, 0, "expire") || arg_is(cmd, 0, "expireat");
@@ -417,7 +415,7 @@ static int start_expire(repl_qcmd *cmd)
         size_t n = cmd->argl[0] < sizeof lower - 1 ? cmd->argl[0] : sizeof lower - 1;
         for (size_t i = 0; i < n; i++) lower[i] = (char)tolower((unsigned char)cmd->argv[0][i]);
         lower[n] = 0;
-        repl_qcmd_finish_error(cmd, "ERR invalid expire time in '%s' command", lower);
+        cmd_finish_error(cmd, "ERR invalid expire time in '%s' command", lower);
         return -1;
     }
     if (seconds) v *= 1000;
@@ -515,7 +513,7 @@ static int start_getex(repl_qcmd *cmd)
             cmd->flags |= OPT_EXPIRE;
             i++;
         } else {
-            repl_qcmd_finish_error(cmd, "ERR syntax error");
+            cmd_finish_error(cmd, "ERR syntax error");
             return -1;
         }
     }
@@ -563,12 +561,12 @@ static void incr_after_read(repl_qcmd *cmd)
     const repl_qkey *r = &cmd->keys[0];
     long long old = 0;
     if (r->found && !resp_parse_ll(r->value.data ? r->value.data : "", r->value.len, &old)) {
-        repl_qcmd_finish_error(cmd, "ERR value is not an integer or out of range");
+        cmd_finish_error(cmd, "ERR value is not an integer or out of range");
         return;
     }
     long long by = cmd->num;
     if ((by < 0 && old < 0 && by < LLONG_MIN - old) || (by > 0 && old > 0 && by > LLONG_MAX - old)) {
-        repl_qcmd_finish_error(cmd, "ERR increment or decrement would overflow");
+        cmd_finish_error(cmd, "ERR increment or decrement would overflow");
         return;
     }
     cmd->num = old + by;
@@ -583,12 +581,12 @@ static int start_incr(repl_qcmd *cmd)
 {
     long long by = 1;
     if (cmd->argc == 3 && !arg_ll(cmd, 2, &by)) {
-        repl_qcmd_finish_error(cmd, "ERR value is not an integer or out of range");
+        cmd_finish_error(cmd, "ERR value is not an integer or out of range");
         return -1;
     }
     if (arg_is(cmd, 0, "decr") || arg_is(cmd, 0, "decrby")) {
         if (by == LLONG_MIN) {
-            repl_qcmd_finish_error(cmd, "ERR decrement would overflow");
+            cmd_finish_error(cmd, "ERR decrement would overflow");
             return -1;
         }
         by = -by;
@@ -634,14 +632,14 @@ static void incrbyfloat_after_read(repl_qcmd *cmd)
     const repl_qkey *r = &cmd->keys[0];
     long double old = 0;
     if (r->found && !parse_float(r->value.data ? r->value.data : "", r->value.len, &old)) {
-        repl_qcmd_finish_error(cmd, "ERR value is not a valid float");
+        cmd_finish_error(cmd, "ERR value is not a valid float");
         return;
     }
     long double v = old + cmd->fnum;
     char text[5200];
     int n;
     if (isnan(v) || isinf(v) || (n = format_float(v, text, sizeof text)) < 0) {
-        repl_qcmd_finish_error(cmd, "ERR increment would produce NaN or Infinity");
+        cmd_finish_error(cmd, "ERR increment would produce NaN or Infinity");
         return;
     }
     px_buf_append(&cmd->scratch, text, (size_t)n);
@@ -651,7 +649,7 @@ static void incrbyfloat_after_read(repl_qcmd *cmd)
 static int start_incrbyfloat(repl_qcmd *cmd)
 {
     if (!parse_float(cmd->argv[2], cmd->argl[2], &cmd->fnum)) {
-        repl_qcmd_finish_error(cmd, "ERR value is not a valid float");
+        cmd_finish_error(cmd, "ERR value is not a valid float");
         return -1;
     }
     phase_read_all(cmd, incrbyfloat_after_read, 1);

@@ -106,10 +106,6 @@ long long repl_q_wall_ms(void);
 /* One key of cmd is done: counts it and runs cmd->step when it was the last. */
 void repl_q_key_done(repl_qcmd *cmd);
 
-/* Answer the client and free cmd (reply: one complete RESP value). */
-void repl_qcmd_finish(repl_qcmd *cmd, const char *reply, size_t len);
-void repl_qcmd_finish_error(repl_qcmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 /* quorum_cmd.c: build a command for the current request of c, or answer c
  * directly (errors); returns PX_DONE. */
 int repl_qcmd_dispatch(repl_quorum *q, px_client *c, const char *buf);
