@@ -82,8 +82,9 @@ void px_info_section(px_ctx *ctx, px_buf *out)
         repl_quorum_info(ctx, out);
         for (int i = 0; i < ctx->nbackends; i++) {
             px_backend *b = ctx->backends[i];
-            line(out, "node%d:addr=%s,status=%s,outstanding=%lld,requests=%lld,errors=%lld", i, b->name,
-                 px_backend_usable(b, NULL) ? "up" : "down", outstanding(b), b->requests, b->errors);
+            line(out, "node%d:addr=%s,status=%s,outstanding=%lld,requests=%lld,writes=%lld,errors=%lld", i,
+                 b->name, px_backend_usable(b, NULL) ? "up" : "down", outstanding(b), b->requests,
+                 b->writes, b->errors);
         }
         return;
     }
@@ -104,10 +105,10 @@ void px_info_section(px_ctx *ctx, px_buf *out)
         if (lag < -1) lag = 0;
         line(out,
              "backend%d:addr=%s,role=%s,status=%s,in_rotation=%s,link=%s,loading=%d,offset=%lld,"
-             "lag=%lld,outstanding=%lld,requests=%lld,errors=%lld,retries=%lld",
+             "lag=%lld,outstanding=%lld,requests=%lld,writes=%lld,errors=%lld,retries=%lld",
              i, b->name, b->role == PX_ROLE_LEADER ? "leader" : "replica", up ? "up" : "down",
              b->role == PX_ROLE_REPLICA && repl_leader_replica_ok(b, NULL) ? "yes" : "no",
              b->role == PX_ROLE_LEADER ? "n/a" : (h->link_up ? "up" : "down"), h->loading,
-             b->known_offset, lag, outstanding(b), b->requests, b->errors, b->retries);
+             b->known_offset, lag, outstanding(b), b->requests, b->writes, b->errors, b->retries);
     }
 }

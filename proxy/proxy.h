@@ -119,6 +119,7 @@ struct px_link {
     double last_progress;   /* ev_now when the link last read bytes or became busy */
     px_link *next_dirty;    /* on ctx->dirty_links while it has bytes to send */
     uint8_t dirty;
+    uint8_t batch_waiting;  /* shared link: bytes held back until the batch in flight is answered */
     px_link *next_idle;     /* on backend->idle while parked in the dedicated pool */
     /* replication offsets seen through this link (session guarantees) */
     uint64_t role_sent, role_done; /* ROLEs queued / answered */
@@ -157,6 +158,7 @@ struct px_backend {
     int retired;             /* removed from the topology: links closed, kept until exit */
     px_backend *next_retired;
     long long requests, errors, retries;
+    long long writes;        /* write(2) calls on its links that sent bytes (requests/writes: batching) */
 };
 
 /* Connection state a request can pin the client in. */

@@ -5,6 +5,11 @@
  *                           pre-replicated keys, proxy-local ECHO), every
  *                           reply checked in order
  *   pipeline.big_value      a 100 MB value SET then GET back byte for byte
+ *   pipeline.order_kept_across_backend_links
+ *                           one client's pipeline runs in order over 4 links
+ *   pipeline.batch_held_while_in_flight
+ *                           requests that arrive while a batch is in flight
+ *                           reach Redis together in one write
  */
 #include "harness.h"
 
@@ -169,6 +174,76 @@ IT_TEST(pipeline, order_kept_across_backend_links, 120)
             freeReplyObject(r);
         }
     for (int k = 0; k < CLIENTS; k++) redisFree(c[k]);
+}
+
+/* Backend counter `field` of the leader from INFO rcproxy. */
+static long long leader_counter(const char *field)
+{
+    char v[32];
+    cr_assert(it_backend_field(it_leader_server(), field, v, sizeof v), "INFO rcproxy has no %s", field);
+    return atoll(v);
+}
+
+/* Write c's queued output completely. */
+static void flush_out(redisContext *c)
+{
+    int done = 0;
+    for (int i = 0; i < 1000 && !done; i++)
+        cr_assert(redisBufferWrite(c, &done) == REDIS_OK, "write: %s", c->errstr);
+    cr_assert(done, "client output not flushed");
+}
+
+/* A shared link sends one batch at a time: 20 GETs from 20 clients, sent
+ * 5 ms apart (each in a loop turn of its own) while a script keeps Redis busy
+ * for 400 ms, reach the leader in one write when the script's reply comes in
+ * (the backend's `writes` counter; 20 writes if each went out in its turn),
+ * and every client gets its own value. */
+IT_TEST(pipeline, batch_held_while_in_flight, 60)
+{
+    IT_SKIP_IF_DIRECT();
+    it_opts o = {.replicas = 0};
+    it_start(&o);
+    enum { CLIENTS = 20 };
+    redisContext *c[CLIENTS];
+    for (int k = 0; k < CLIENTS; k++) {
+        c[k] = it_connect();
+        it_ok(c[k], "SET batch:%d v%d", k, k);
+    }
+    static const char busy_script[] =
+        "local t = redis.call('TIME') local t0 = t[1] * 1000000 + t[2] "
+        "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - t0 >= 400000 return 1";
+    redisContext *busy = it_connect();
+    redisAppendCommand(busy, "EVAL %s 0", busy_script);
+    flush_out(busy);
+    cr_assert(it_wait_backend_field(it_leader_server(), "outstanding", "1", 2000),
+              "the script never went out to the leader");
+    long long writes0 = leader_counter("writes"), requests0 = leader_counter("requests");
+    long long t0 = it_now_ms();
+    for (int k = 0; k < CLIENTS; k++) {
+        redisAppendCommand(c[k], "GET batch:%d", k);
+        flush_out(c[k]);
+        it_sleep_ms(5);
+    }
+    cr_assert(it_now_ms() - t0 < 300, "the GETs took %lld ms to send: not all inside the script's run",
+              it_now_ms() - t0);
+    redisReply *r = NULL;
+    cr_assert(redisGetReply(busy, (void **)&r) == REDIS_OK && r, "EVAL: %s", busy->errstr);
+    cr_assert(r->type == REDIS_REPLY_INTEGER && r->integer == 1, "EVAL answered %s", it_reply_desc(r));
+    freeReplyObject(r);
+    for (int k = 0; k < CLIENTS; k++) {
+        char want[16];
+        snprintf(want, sizeof want, "v%d", k);
+        cr_assert(redisGetReply(c[k], (void **)&r) == REDIS_OK && r, "GET %d: %s", k, c[k]->errstr);
+        cr_assert(r->type == REDIS_REPLY_STRING && strcmp(r->str, want) == 0, "client %d: GET answered %s",
+                  k, it_reply_desc(r));
+        freeReplyObject(r);
+    }
+    long long writes = leader_counter("writes") - writes0, requests = leader_counter("requests") - requests0;
+    cr_assert(requests == CLIENTS, "%lld requests went to the leader, expected %d", requests, CLIENTS);
+    cr_assert(writes >= 1 && writes <= 2, "%d requests took %lld writes to the leader, expected 1 (at most 2)",
+              CLIENTS, writes);
+    for (int k = 0; k < CLIENTS; k++) redisFree(c[k]);
+    redisFree(busy);
 }
 
 IT_TEST(pipeline, big_value, 180)
