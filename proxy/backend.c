@@ -204,7 +204,6 @@ void px_link_fail(px_link *l, const char *why)
     px_buf_release(&l->in);
     l->sent_pos = 0;
     l->out_base = 0;
-    l->batch_waiting = 0;
     l->db = 0;
     resp_scanner_reset(&l->scan);
 
@@ -406,8 +405,8 @@ static void link_on_write(struct ev_loop *loop, ev_io *w, int revents)
  * Redis runs one connection's commands in order anyway, so they wait for the
  * batch ahead of them either way; held back here, Redis wakes and reads once
  * per batch instead of once per loop turn of ours.  Measured with 50
- * unpipelined clients: ~1.15x the throughput, Redis CPU per request down a
- * third.  A link idle on the wire sends at once: a lone client gains no
+ * unpipelined clients: 1.13-1.21x the throughput, a third fewer Redis
+ * wake-ups.  A link idle on the wire sends at once: a lone client gains no
  * latency. */
 static int link_defers_write(const px_link *l)
 {
@@ -426,11 +425,7 @@ void px_links_flush(px_ctx *ctx)
         }
         repl_session_flush_link(l);   /* still marked dirty: what it queues goes out now */
         l->dirty = 0;
-        if (link_defers_write(l)) {
-            l->batch_waiting = 1;
-            continue;
-        }
-        if (!ev_is_active(&l->wio)) link_write(l);
+        if (!link_defers_write(l) && !ev_is_active(&l->wio)) link_write(l);
     }
 }
 
@@ -544,10 +539,8 @@ static void link_on_read(struct ev_loop *loop, ev_io *w, int revents)
         l->in.rpos += rlen;
         if (link_on_reply(l, p, rlen) < 0) return;
     }
-    if (l->batch_waiting && l->sent_pos <= l->out.rpos) {   /* its batch is answered */
-        l->batch_waiting = 0;
-        px_link_mark_dirty(l);
-    }
+    if (l->sent_pos < l->out.len && l->sent_pos <= l->out.rpos)
+        px_link_mark_dirty(l);   /* requests held back behind a batch now answered */
     if (l->in.rpos == l->in.len) {
         l->in.rpos = l->in.len = 0;
         if (l->in.cap > 1024 * 1024) px_buf_release(&l->in);

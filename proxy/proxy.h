@@ -119,7 +119,6 @@ struct px_link {
     double last_progress;   /* ev_now when the link last read bytes or became busy */
     px_link *next_dirty;    /* on ctx->dirty_links while it has bytes to send */
     uint8_t dirty;
-    uint8_t batch_waiting;  /* shared link: bytes held back until the batch in flight is answered */
     px_link *next_idle;     /* on backend->idle while parked in the dedicated pool */
     /* replication offsets seen through this link (session guarantees) */
     uint64_t role_sent, role_done; /* ROLEs queued / answered */

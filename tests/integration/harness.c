@@ -398,6 +398,14 @@ static redisReply *vcmd(redisContext *c, const char *fmt, va_list ap)
     return r;
 }
 
+void it_flush(redisContext *c)
+{
+    int done = 0;
+    for (int i = 0; i < 1000 && !done; i++)
+        cr_assert(redisBufferWrite(c, &done) == REDIS_OK, "write: %s", c->errstr);
+    cr_assert(done, "client output not flushed");
+}
+
 redisReply *it_cmd(redisContext *c, const char *fmt, ...)
 {
     va_list ap;
@@ -1876,8 +1884,9 @@ static bool backend_field_in(const char *info, int port, const char *field,
     for (const char *line = info; line && *line;) {
         const char *end = line + strcspn(line, "\r\n");
         const char *colon = memchr(line, ':', (size_t)(end - line));
-        if (strncmp(line, "backend", 7) == 0 && colon && line[7] >= '0' &&
-            line[7] <= '9') {
+        /* "backend<i>:" in mode leader, "node<i>:" in mode quorum */
+        size_t plen = strncmp(line, "backend", 7) == 0 ? 7 : strncmp(line, "node", 4) == 0 ? 4 : 0;
+        if (plen && colon && line[plen] >= '0' && line[plen] <= '9') {
             const char *v = colon + 1;
             const char *a = memmem(v, (size_t)(end - v), addr, (size_t)alen);
             if (a && (a == v || a[-1] == ',') &&

@@ -292,8 +292,9 @@ void it_wait_replication(int timeout_ms);
  * quorum: wait until rcproxy (and the second one, if started) answers a
  * GET of a never-written key with nil. */
 void it_wait_ready(int timeout_ms);
-/* Proxy mode: wait until backend `s` shows field=value in INFO rcproxy.
- * Returns false on timeout.  Direct mode: returns true. */
+/* Proxy mode: wait until backend `s` (its backend<i> line, or its node<i>
+ * line in mode quorum) shows field=value in INFO rcproxy.  Returns false on
+ * timeout.  Direct mode: returns true. */
 bool it_wait_backend_field(const it_server *s, const char *field,
                            const char *value, int timeout_ms);
 /* Copy backend s's INFO rcproxy field into out (cap bytes).  Returns false
@@ -317,6 +318,9 @@ redisContext *it_leader(void);
 redisContext *it_try_connect(int port, const char *password, int timeout_ms);
 /* Set the read/write timeout of c. */
 void it_set_timeout(redisContext *c, int timeout_ms);
+/* Write everything queued on c (redisAppendCommand) without reading a reply;
+ * asserts that it all went out. */
+void it_flush(redisContext *c);
 
 /* ---- commands (hiredis format strings, %s %b %d ...) -------------------- */
 

@@ -184,15 +184,6 @@ static long long leader_counter(const char *field)
     return atoll(v);
 }
 
-/* Write c's queued output completely. */
-static void flush_out(redisContext *c)
-{
-    int done = 0;
-    for (int i = 0; i < 1000 && !done; i++)
-        cr_assert(redisBufferWrite(c, &done) == REDIS_OK, "write: %s", c->errstr);
-    cr_assert(done, "client output not flushed");
-}
-
 /* A shared link sends one batch at a time: 20 GETs from 20 clients, sent
  * 5 ms apart (each in a loop turn of its own) while a script keeps Redis busy
  * for 400 ms, reach the leader in one write when the script's reply comes in
@@ -214,14 +205,14 @@ IT_TEST(pipeline, batch_held_while_in_flight, 60)
         "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - t0 >= 400000 return 1";
     redisContext *busy = it_connect();
     redisAppendCommand(busy, "EVAL %s 0", busy_script);
-    flush_out(busy);
+    it_flush(busy);
     cr_assert(it_wait_backend_field(it_leader_server(), "outstanding", "1", 2000),
               "the script never went out to the leader");
     long long writes0 = leader_counter("writes"), requests0 = leader_counter("requests");
     long long t0 = it_now_ms();
     for (int k = 0; k < CLIENTS; k++) {
         redisAppendCommand(c[k], "GET batch:%d", k);
-        flush_out(c[k]);
+        it_flush(c[k]);
         it_sleep_ms(5);
     }
     cr_assert(it_now_ms() - t0 < 300, "the GETs took %lld ms to send: not all inside the script's run",

@@ -1043,25 +1043,6 @@ static bool hint_streams_gone(void *arg)
     return true;
 }
 
-/* Wait until rcproxy's INFO reports node i down; false after timeout_ms. */
-static bool wait_node_down(redisContext *c, int i, int timeout_ms)
-{
-    char field[32], want[64];
-    snprintf(field, sizeof field, "node%d", i);
-    snprintf(want, sizeof want, "status=down");
-    long long t0 = it_now_ms();
-    for (int round = 0; round < 1000 && it_now_ms() - t0 < timeout_ms; round++) {
-        char *info = it_try_info(c, "rcproxy");
-        char line[512] = "";
-        bool down = info && it_info_value(info, field, line, sizeof line) && strstr(line, want);
-        free(info);
-        if (down)
-            return true;
-        it_sleep_ms(20);
-    }
-    return false;
-}
-
 IT_TEST(quorum, sloppy_quorum, 120)
 {
     IT_SKIP_IF_DIRECT();
@@ -1092,7 +1073,8 @@ IT_TEST(quorum, sloppy_quorum, 120)
      * reaches that node through read repair or anti-entropy instead) */
     it_kill(it_node(pref[0]));
     it_kill(it_node(pref[1]));
-    cr_assert(wait_node_down(c, pref[0], 5000) && wait_node_down(c, pref[1], 5000),
+    cr_assert(it_wait_backend_field(it_node(pref[0]), "status", "down", 5000) &&
+                  it_wait_backend_field(it_node(pref[1]), "status", "down", 5000),
               "rcproxy did not see the stopped nodes down within 5 s");
     int expect_nodes[3], expect_hint[3];
     int got = repl_ring_next_healthy(ring, key, strlen(key), 3, node_is_up, NULL, expect_nodes,

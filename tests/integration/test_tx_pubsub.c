@@ -66,10 +66,7 @@ static bool nothing_pending(redisContext *c)
 static void send_async(redisContext *c, const char *cmd)
 {
     cr_assert(redisAppendCommand(c, cmd) == REDIS_OK);
-    int done = 0;
-    for (int i = 0; i < 1000 && !done; i++)
-        cr_assert(redisBufferWrite(c, &done) == REDIS_OK, "write: %s", c->errstr);
-    cr_assert(done, "could not flush \"%s\"", cmd);
+    it_flush(c);
 }
 
 /* n round trips on c that must all succeed: INCR of a private counter (whose
