@@ -292,8 +292,8 @@ static int next_elem(const char **p, const char *end, long long *v, const char *
 
 int repl_parse_role_offset(const char *reply, size_t len, long long *offset)
 {
-    const char *p = reply, *end = reply + len, *role;
-    size_t rlen;
+    const char *p = reply, *end = reply + len, *role = NULL;
+    size_t rlen = 0;   /* stays 0 when the second element is not a string */
     long long v = 0;
     if (len < 4 || reply[0] != '*') return -1;
     if (next_elem(&p, end, &v, NULL, NULL) < 0) return -1;      /* *N */

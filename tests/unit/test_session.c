@@ -41,6 +41,8 @@ Test(role, rejects_what_is_not_a_role_reply)
     cr_assert_eq(parse("*3\r\n$6\r\nmaster\r\n", &off), -1);
     cr_assert_eq(parse("", &off), -1);
     cr_assert_eq(parse("*1\r\n$60000\r\nmaster\r\n", &off), -1);               /* bulk past the end */
+    cr_assert_eq(parse("*3\r\n:6\r\n:5\r\n:4\r\n", &off), -1);   /* the role is no string */
+    cr_assert_eq(parse("*2\r\n*1\r\n$6\r\nmaster\r\n:5\r\n", &off), -1);
     cr_assert_eq(off, 42, "a failed parse leaves the offset alone");
 }
 
