@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh -- rcproxy's whole test suite, the second README command.
 #
-#   1. tools/setup.sh asan: packages, build/ (release) and build-asan/ (ASan+UBSan)
+#   1. tools/setup.sh asan: packages, build/ (release) and build-asan/ (ASan+UBSan);
+#      then build-release/ (meson's release buildtype, -O3), compiled only
 #   2. criterion unit tests        build-asan/tests/test_*
 #   3. criterion integration tests build-asan/tests/integration/test_* (--jobs 2)
 #   4. real clients (redis-py, ioredis, redis-cli, redis-benchmark) through the
@@ -81,6 +82,25 @@ else
     echo "setup and build: FAILED (exit $rc)"
     show_log "$LOGS/setup.log"
     record "setup/build" 0 1 "exit $rc, see $LOGS/setup.log"
+fi
+
+# -O3 (meson's release buildtype) warns about things -O2 does not see (maybe-uninitialized
+# and friends); with -Werror a release build that does not compile is a defect
+section "release build (-O3, compile only)"
+if [[ -f build-release/build.ninja ]] || meson setup build-release --buildtype=release \
+        > "$LOGS/release-build.log" 2>&1; then
+    timeout "$T_SETUP" ninja -C build-release >> "$LOGS/release-build.log" 2>&1
+    rc=$?
+else
+    rc=1
+fi
+if ((rc == 0)); then
+    echo "release build: ok"
+    record "build/release-O3" 1 0 "compiles with -Wall -Wextra -Werror -O3"
+else
+    echo "release build: FAILED (exit $rc)"
+    show_log "$LOGS/release-build.log"
+    record "build/release-O3" 0 1 "exit $rc, see $LOGS/release-build.log"
 fi
 
 # ---------------------------------------------------------------- 2+3. criterion
