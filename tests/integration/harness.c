@@ -1250,26 +1250,20 @@ static int sentinel_majority_master(int old, char *seen, size_t cap)
     return -1;
 }
 
-it_server *it_sentinel_wait_failover(int timeout_ms, it_server **old_leader)
+/* The index of the running replica that a majority of the sentinels name
+ * as master instead of old, if it is a master already; -1 otherwise. */
+static int promoted_replica(int old, char *seen, size_t cap)
 {
-    cr_assert(T.nsentinels > 0, "it_sentinel_wait_failover: no sentinels (it_opts.sentinels)");
-    int old = T.leader.port;
-    long long deadline = it_now_ms() + timeout_ms;
-    char seen[256];
-    int idx = -1;
-    for (;;) {
-        int port = sentinel_majority_master(old, seen, sizeof seen);
-        for (int i = 0; port > 0 && i < T.nreplicas; i++)
-            if (T.replicas[i].port == port && T.replicas[i].pid > 0)
-                idx = i;
-        if (idx >= 0 && server_is_master(port))
-            break;
-        idx = -1;
-        cr_assert(it_now_ms() < deadline,
-                  "no failover within %d ms: the sentinels name (sentinel->master) %s; "
-                  "the old leader was %d", timeout_ms, seen, old);
-        it_sleep_ms(POLL_INTERVAL_MS);
-    }
+    int port = sentinel_majority_master(old, seen, cap);
+    for (int i = 0; port > 0 && i < T.nreplicas; i++)
+        if (T.replicas[i].port == port && T.replicas[i].pid > 0)
+            return server_is_master(port) ? i : -1;
+    return -1;
+}
+
+/* Swap the leader slot with replica idx (promoted by Sentinel). */
+static it_server *adopt_promoted(int idx, it_server **old_leader)
+{
     if (T.leader_ctx) {
         redisFree(T.leader_ctx);
         T.leader_ctx = NULL;
@@ -1282,6 +1276,29 @@ it_server *it_sentinel_wait_failover(int timeout_ms, it_server **old_leader)
     if (old_leader)
         *old_leader = &T.replicas[idx];
     return &T.leader;
+}
+
+it_server *it_sentinel_wait_failover(int timeout_ms, it_server **old_leader)
+{
+    cr_assert(T.nsentinels > 0, "it_sentinel_wait_failover: no sentinels (it_opts.sentinels)");
+    int old = T.leader.port;
+    long long deadline = it_now_ms() + timeout_ms;
+    char seen[256];
+    int idx;
+    while ((idx = promoted_replica(old, seen, sizeof seen)) < 0) {
+        cr_assert(it_now_ms() < deadline,
+                  "no failover within %d ms: the sentinels name (sentinel->master) %s; "
+                  "the old leader was %d", timeout_ms, seen, old);
+        it_sleep_ms(POLL_INTERVAL_MS);
+    }
+    return adopt_promoted(idx, old_leader);
+}
+
+it_server *it_sentinel_adopt_failover(it_server **old_leader)
+{
+    char seen[256];
+    int idx = T.nsentinels > 0 ? promoted_replica(T.leader.port, seen, sizeof seen) : -1;
+    return idx < 0 ? NULL : adopt_promoted(idx, old_leader);
 }
 
 /* ------------------------------------------------------------------------ */

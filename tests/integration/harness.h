@@ -245,6 +245,12 @@ void it_sentinel_wait_synced(int timeout_ms);
  * the leader slot; *old_leader (if not NULL) gets the old leader's new
  * slot.  Asserts on timeout. */
 it_server *it_sentinel_wait_failover(int timeout_ms, it_server **old_leader);
+/* Sentinel mode, no waiting: when a majority of the sentinels already name a
+ * running replica that is a master (they failed over on their own, e.g. a
+ * loaded machine made the leader miss down-after-milliseconds), swap the
+ * slots as it_sentinel_wait_failover does and return the new leader; NULL
+ * while they still name the leader. */
+it_server *it_sentinel_adopt_failover(it_server **old_leader);
 
 /* ---- rcproxy config file (it_opts.proxy_config_file) ------------------- */
 
