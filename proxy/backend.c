@@ -726,6 +726,10 @@ void px_backend_free(px_backend *b)
 
 int px_backend_usable(const px_backend *b, const char **reason)
 {
+    if (b->failover_fenced) {
+        if (reason) *reason = "Sentinel failover in progress";
+        return 0;
+    }
     if (b->link_failed) {
         if (reason) *reason = b->link_error[0] ? b->link_error : "link down";
         return 0;

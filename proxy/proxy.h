@@ -151,6 +151,7 @@ struct px_backend {
                               * answer is repl_leader_replica_ok) */
     long long known_offset;  /* latest replication offset seen (ROLE replies, health polls), -1 none */
     int link_failed;         /* the last data-link attempt failed (connect error/reset) */
+    int failover_fenced;     /* leader: Sentinel is failing it over, it takes no writes */
     long long link_down_ms;  /* when a data link last failed (repl_now_ms), 0 never */
     char link_error[160];
     ev_timer retry_timer;    /* reconnect of failed shared links */

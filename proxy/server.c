@@ -269,6 +269,11 @@ int px_server_listen(px_ctx *ctx, char *err, size_t errlen)
     return 0;
 }
 
+static void on_sentinel_failover(int active, const char *why, void *arg)
+{
+    repl_leader_failover(arg, active, why);
+}
+
 static void on_sentinel_view(const repl_sentinel_view *v, const char *reason, void *arg)
 {
     px_ctx *ctx = arg;
@@ -314,10 +319,12 @@ int px_server_run(px_ctx *ctx)
         ev_run(loop, 0);
         return 0;
     }
-    if (cfg->sentinel_count > 0)
+    if (cfg->sentinel_count > 0) {
         ctx->sentinel = repl_sentinel_new(loop, cfg->sentinels, cfg->sentinel_count,
                                           cfg->sentinel_master, cfg->sentinel_password,
                                           cfg->backend_password, 1000, on_sentinel_view, ctx);
+        repl_sentinel_on_failover(ctx->sentinel, on_sentinel_failover, ctx);
+    }
     const char *cmd_argv[] = {"COMMAND"};
     repl_oneshot_command(loop, cfg->leader.host, cfg->leader.port, cfg->backend_user,
                          cfg->backend_password, 5000, 1, cmd_argv, on_command_reply, ctx);

@@ -135,8 +135,10 @@ int repl_leader_set_topology(px_ctx *ctx, const conf_addr *leader, const conf_ad
             px_backend_reset_links(next[i], "the leader changed");
         }
     if (next[0]->role != PX_ROLE_LEADER) next[0]->role = PX_ROLE_LEADER;
-    if (old_leader != next[0])
+    if (old_leader != next[0]) {
         px_notice("Writes now go to leader %s (%s)", next[0]->name, reason);
+        for (int i = 0; i < n; i++) next[i]->failover_fenced = 0;   /* the failover is over */
+    }
     for (int i = 0; i < n; i++) {
         next[i]->index = i;
         next[i]->rotation_logged = 0;           /* logged again after a health poll */
@@ -151,4 +153,20 @@ int repl_leader_set_topology(px_ctx *ctx, const conf_addr *leader, const conf_ad
             px_backend_start(next[i]);
         }
     return 0;
+}
+
+void repl_leader_failover(px_ctx *ctx, int active, const char *why)
+{
+    if (ctx->nbackends == 0) return;
+    px_backend *leader = ctx->backends[0];
+    if (active && !leader->failover_fenced) {
+        px_warning("Sentinel is failing leader %s over (%s): it takes no writes until the "
+                   "failover ends", leader->name, why);
+        leader->failover_fenced = 1;
+        px_backend_reset_links(leader, "Sentinel failover in progress");
+    } else if (!active && leader->failover_fenced) {
+        px_notice("The failover of leader %s ended without a switch (%s): writes go to it again",
+                  leader->name, why);
+        leader->failover_fenced = 0;
+    }
 }

@@ -20,4 +20,13 @@ int repl_leader_replica_ok(const px_backend *b, const char **why);
 int repl_leader_set_topology(px_ctx *ctx, const conf_addr *leader, const conf_addr *replicas,
                              int nreplicas, const char *reason);
 
+/* Sentinel is failing the leader over (active=1): it gets no more writes
+ * ("leader ... unavailable (Sentinel failover in progress)") and the
+ * requests in flight on it are answered as for a broken link (writes:
+ * outcome unknown, reads: resent), so that nothing the old leader applies
+ * while a replica is promoted is acknowledged.  active=0 (the failover
+ * ended without a switch): writes go to it again.  A new leader
+ * (repl_leader_set_topology) ends it too. */
+void repl_leader_failover(px_ctx *ctx, int active, const char *why);
+
 #endif

@@ -73,12 +73,41 @@ enum { TAG_AUTH = 1, TAG_MASTER, TAG_REPLICAS, TAG_ROLE, TAG_SUB };
 #define PRIV_TAG(p) ((int)((uintptr_t)(p) & ((1u << TAG_BITS) - 1)))
 #define PRIV_SEQ(p) ((uintptr_t)(p) >> TAG_BITS)
 
-/* The events we subscribe to; each is also the `reason` of what it causes. */
-static const char *const sent_channels[] = {
-    "+switch-master", "+sdown", "-sdown", "+odown", "-odown",
-    "+slave", "+reboot", "+convert-to-slave",
+/* The events we subscribe to; each is also the `reason` of what it causes.
+ * TOPOLOGY ones ask for a refresh (the first, +switch-master, delivers at
+ * once).  FO_START ones, from the sentinel that runs it, say a failover of
+ * the leader is under way; FO_END ones that it ended without a switch. */
+typedef enum { EV_TOPOLOGY, EV_FO_START, EV_FO_END } sent_ev_kind;
+static const struct {
+    const char *name;
+    sent_ev_kind kind;
+} sent_channels[] = {
+    {"+switch-master", EV_TOPOLOGY},
+    {"+sdown", EV_TOPOLOGY},
+    {"-sdown", EV_TOPOLOGY},
+    {"+odown", EV_TOPOLOGY},
+    {"-odown", EV_TOPOLOGY},
+    {"+slave", EV_TOPOLOGY},
+    {"+reboot", EV_TOPOLOGY},
+    {"+convert-to-slave", EV_TOPOLOGY},
+    {"+try-failover", EV_FO_START},
+    {"+elected-leader", EV_FO_START},
+    {"+failover-state-select-slave", EV_FO_START},
+    {"+selected-slave", EV_FO_START},
+    {"+failover-state-send-slaveof-noone", EV_FO_START},
+    {"+failover-state-wait-promotion", EV_FO_START},
+    {"+promoted-slave", EV_FO_START},
+    {"+failover-state-reconf-slaves", EV_FO_START},
+    {"-failover-abort-not-elected", EV_FO_END},
+    {"-failover-abort-no-good-slave", EV_FO_END},
+    {"-failover-abort-slave-timeout", EV_FO_END},
+    {"+failover-end-for-timeout", EV_FO_END},
+    {"+failover-end", EV_FO_END},
 };
 #define SENT_NCHANNELS ((int)(sizeof sent_channels / sizeof sent_channels[0]))
+/* A failover announced and never heard of again stops counting after this
+ * (Sentinel's own stages each end well within it, or abort) */
+#define SENT_FAILOVER_MAX_MS 60000
 
 /* ------------------------------------------------------------------------ */
 /* small helpers                                                             */
@@ -268,6 +297,7 @@ typedef struct sent_node {
     long long cmd_tried_ms;       /* last connect attempt of each link */
     long long sub_tried_ms;
     int subscribed_once;          /* a later subscription means "we were away" */
+    long long failover_ms;        /* it announced a failover of the leader then; 0: none */
 } sent_node;
 
 typedef enum { STAGE_SENTINEL, STAGE_VERIFY } sent_stage;
@@ -297,6 +327,9 @@ struct repl_sentinel {
     char *leader_password;        /* for the ROLE check on the leader; NULL: no AUTH */
     repl_sentinel_cb *cb;
     void *arg;
+    repl_sentinel_failover_cb *fo_cb;
+    void *fo_arg;
+    int failover;                 /* what fo_cb was last told */
 
     ev_timer refresh;             /* every refresh_ms, first at once */
     ev_timer reconnect;           /* re-opens dropped pub/sub links */
@@ -374,6 +407,13 @@ static int sent_deliver(repl_sentinel *s, const repl_sentinel_view *v, const cha
         return 0;
     if (!s->have_last)
         reason = "start";
+    if (!s->have_last || !addr_eq(&s->last.leader, &v->leader)) {
+        /* a new leader: the failover (if one was announced) is over; the
+         * user learns it from this view, fo_cb is not called for it */
+        for (int i = 0; i < s->n; i++)
+            s->nodes[i].failover_ms = 0;
+        s->failover = 0;
+    }
     s->last = *v;
     s->have_last = 1;
     s->in_cb++;
@@ -691,14 +731,58 @@ static int tok_is(const sent_tok *t, const char *s) {
     return strlen(s) == t->n && memcmp(t->p, s, t->n) == 0;
 }
 
-/* Whether an instance event ("<type> <name> <ip> <port> [@ <master> <ip>
- * <port>]") concerns master `name`. */
-static int event_mentions(const char *payload, size_t n, const char *name) {
-    sent_tok t[8];
+/* The master an instance event ("<type> <name> <ip> <port> [@ <master> <ip>
+ * <port>]") is about: its three tokens name, ip, port (in t), or NULL. */
+static const sent_tok *event_master(const char *payload, size_t n, sent_tok t[8]) {
     int c = tokenize(payload, n, t, 8);
     if (c == 8 && tok_is(&t[4], "@"))
-        return tok_is(&t[5], name);
-    return c == 4 && tok_is(&t[0], "master") && tok_is(&t[1], name);
+        return &t[5];
+    return c == 4 && tok_is(&t[0], "master") ? &t[1] : NULL;
+}
+
+/* Whether an instance event concerns master `name`. */
+static int event_mentions(const char *payload, size_t n, const char *name) {
+    sent_tok t[8];
+    const sent_tok *m = event_master(payload, n, t);
+    return m != NULL && tok_is(&m[0], name);
+}
+
+/* Whether an instance event concerns our master at the leader's address
+ * (one about an address we no longer follow is stale). */
+static int event_about_leader(const repl_sentinel *s, const char *payload, size_t n) {
+    sent_tok t[8];
+    conf_addr a;
+    const sent_tok *m = event_master(payload, n, t);
+    return m != NULL && tok_is(&m[0], s->name) && s->have_last &&
+           addr_set(&a, m[1].p, m[1].n, m[2].p, m[2].n) == 0 && addr_eq(&a, &s->last.leader);
+}
+
+/* Tell fo_cb whether some sentinel has a failover of the leader under way,
+ * if that changed (announcements older than SENT_FAILOVER_MAX_MS lapse).
+ * Returns 1 when s was freed inside the callback. */
+static int failover_update(repl_sentinel *s, const char *why) {
+    long long now = repl_now_ms();
+    int active = 0, gone;
+    for (int i = 0; i < s->n; i++) {
+        sent_node *node = &s->nodes[i];
+        if (node->failover_ms != 0 && now - node->failover_ms > SENT_FAILOVER_MAX_MS) {
+            node->failover_ms = 0;
+            why = "no news of the failover for 60 s";
+        }
+        active |= node->failover_ms != 0;
+    }
+    if (active == s->failover || s->fo_cb == NULL) {
+        s->failover = active;
+        return 0;
+    }
+    s->failover = active;
+    s->in_cb++;
+    s->fo_cb(active, why, s->fo_arg);
+    s->in_cb--;
+    gone = s->closing;
+    if (gone && s->in_cb == 0)
+        sent_destroy(s);
+    return gone;
 }
 
 /* +switch-master "<name> <oldip> <oldport> <newip> <newport>" for our
@@ -737,7 +821,7 @@ static void sub_message(repl_sentinel *s, sent_node *node, const redisReply *rep
     if (str_is(kind->str, kind->len, "subscribe")) {
         /* the first channel confirmed again after a drop: we may have
          * missed events meanwhile */
-        if (str_is(chan->str, chan->len, sent_channels[0])) {
+        if (str_is(chan->str, chan->len, sent_channels[0].name)) {
             if (node->subscribed_once)
                 sent_refresh(s, "sentinel reconnected", node->index);
             node->subscribed_once = 1;
@@ -746,15 +830,24 @@ static void sub_message(repl_sentinel *s, sent_node *node, const redisReply *rep
     }
     if (!str_is(kind->str, kind->len, "message") || !reply_is_text(payload))
         return;
+    sent_ev_kind ev = EV_TOPOLOGY;
     for (int i = 0; i < SENT_NCHANNELS; i++)
-        if (str_is(chan->str, chan->len, sent_channels[i]))
-            reason = sent_channels[i];
+        if (str_is(chan->str, chan->len, sent_channels[i].name)) {
+            reason = sent_channels[i].name;
+            ev = sent_channels[i].kind;
+        }
     if (reason == NULL)
         return;
-    if (reason == sent_channels[0])
+    if (ev != EV_TOPOLOGY) {
+        if (event_about_leader(s, payload->str, payload->len)) {
+            node->failover_ms = ev == EV_FO_START ? repl_now_ms() : 0;
+            failover_update(s, reason);
+        }
+    } else if (reason == sent_channels[0].name) {
         on_switch_master(s, node, payload->str, payload->len, reason);
-    else if (event_mentions(payload->str, payload->len, s->name))
+    } else if (event_mentions(payload->str, payload->len, s->name)) {
         sent_refresh(s, reason, -1);
+    }
 }
 
 static void sub_on_reply(redisAsyncContext *ac, void *r, void *privdata);
@@ -764,7 +857,7 @@ static int sub_send_subscribe(sent_node *node) {
     const char *argv[1 + SENT_NCHANNELS];
     argv[0] = "SUBSCRIBE";
     for (int i = 0; i < SENT_NCHANNELS; i++)
-        argv[1 + i] = sent_channels[i];
+        argv[1 + i] = sent_channels[i].name;
     return redisAsyncCommandArgv(node->sub, sub_on_reply, MAKE_PRIV(TAG_SUB, 0),
                                  1 + SENT_NCHANNELS, argv, NULL) == REDIS_OK ? 0 : -1;
 }
@@ -777,6 +870,7 @@ static void sub_on_reply(redisAsyncContext *ac, void *r, void *privdata) {
     if (reply == NULL) {
         ac->data = NULL;
         node->sub = NULL; /* the reconnect timer brings it back */
+        node->failover_ms = 0;
         return;
     }
     if (PRIV_TAG(privdata) == TAG_AUTH) {
@@ -800,6 +894,7 @@ static void sub_on_connect(const redisAsyncContext *cac, int status) {
         return;
     ac->data = NULL;
     node->sub = NULL;
+    node->failover_ms = 0;
 }
 
 static void sub_on_disconnect(const redisAsyncContext *cac, int status) {
@@ -810,6 +905,7 @@ static void sub_on_disconnect(const redisAsyncContext *cac, int status) {
         return;
     ac->data = NULL;
     node->sub = NULL;
+    node->failover_ms = 0;   /* unheard from: the next refresh tick tells fo_cb */
 }
 
 /* Open node's pub/sub link if it is down and the reconnect rate allows. */
@@ -834,6 +930,8 @@ static void refresh_fired(struct ev_loop *loop, ev_timer *w, int revents) {
     repl_sentinel *s = w->data;
     (void)loop;
     (void)revents;
+    if (failover_update(s, "the sentinel that announced the failover is gone"))
+        return;
     for (int i = 0; i < s->n; i++)
         sub_ensure(s, &s->nodes[i]);
     if (!s->q.active) /* a slow refresh is not queued behind: the next tick */
@@ -905,6 +1003,11 @@ repl_sentinel *repl_sentinel_new(struct ev_loop *loop, const conf_addr *sentinel
     ev_timer_start(loop, &s->reconnect);
     s->started = 1;
     return s;
+}
+
+void repl_sentinel_on_failover(repl_sentinel *s, repl_sentinel_failover_cb *cb, void *arg) {
+    s->fo_cb = cb;
+    s->fo_arg = arg;
 }
 
 void repl_sentinel_free(repl_sentinel *s) {

@@ -39,6 +39,16 @@ repl_sentinel *repl_sentinel_new(struct ev_loop *loop, const conf_addr *sentinel
                                  repl_sentinel_cb *cb, void *arg);
 void repl_sentinel_free(repl_sentinel *s);
 
+/* Called with active=1 when a sentinel announces a failover of the leader
+ * (+try-failover, +elected-leader, +selected-slave, ... on its pub/sub
+ * link, naming the leader's address) and with active=0 when every such
+ * failover ended without a switch (an abort, +failover-end, the announcing
+ * sentinel's link lost, or 60 s without news).  A switch ends it through
+ * the view callback instead (a new leader), without a call here.  why is
+ * the event.  The callback may call repl_sentinel_free(). */
+typedef void repl_sentinel_failover_cb(int active, const char *why, void *arg);
+void repl_sentinel_on_failover(repl_sentinel *s, repl_sentinel_failover_cb *cb, void *arg);
+
 /* Blocking query at start-up (hiredis sync API, each sentinel in turn, each
  * bounded by timeout_ms): fills view and returns 0, or -1 with a reason in
  * err when no sentinel could say (or the leader it names does not answer

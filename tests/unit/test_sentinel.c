@@ -651,3 +651,102 @@ Test(sentinel_live, password) {
     ev_loop_destroy(loop);
     assert_no_leaks();
 }
+
+/* ------------------------------------------------------------------------ */
+/* failover announcements                                                    */
+
+typedef struct {
+    int calls;
+    int active;
+    char why[64];
+    int want_calls;          /* for fo_reached */
+    int fake_port;           /* for fake_subscribed */
+} fo_rec;
+
+static void fo_cb(int active, const char *why, void *arg) {
+    fo_rec *f = arg;
+    f->calls++;
+    f->active = active;
+    snprintf(f->why, sizeof f->why, "%s", why);
+}
+
+static int fo_reached(void *arg) {
+    return ((fo_rec *)arg)->calls >= ((fo_rec *)arg)->want_calls;
+}
+
+/* The follower's pub/sub link to the stand-in is subscribed. */
+static int fake_subscribed(void *arg) {
+    redisReply *r = cmd_at(((fo_rec *)arg)->fake_port, "PUBSUB NUMSUB +try-failover");
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+             r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer == 1;
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
+/* Publish an event on the stand-in and run the loop ms; returns fo calls. */
+static int announce(struct ev_loop *loop, fo_rec *f, const char *channel, const char *payload,
+                    int ms) {
+    redisReply *r = cmd_at(f->fake_port, "PUBLISH %s %s", channel, payload);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1, "PUBLISH %s", channel);
+    freeReplyObject(r);
+    f->want_calls = f->calls + 1;
+    ts_run_until(loop, fo_reached, f, ms);
+    return f->calls;
+}
+
+/* A redis-server stands in for a second sentinel: the follower subscribes
+ * on it as on any sentinel, and the test publishes Sentinel's events there
+ * (a real sentinel takes no PUBLISH).  The real sentinel gives the view.
+ * A failover announced for the leader's address calls fo_cb(1); stages that
+ * follow change nothing; an abort calls fo_cb(0); events about another
+ * master or another address are ignored; a failover announced by a
+ * "sentinel" whose link then drops ends at the next refresh tick. */
+Test(sentinel_live, failover_announcements) {
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    test_proc *leader = server_start(0);
+    test_proc *s0 = sentinel_start("mymaster", leader->port, 1);
+    test_proc *fake = server_start(0);
+    conf_addr sents[2] = {addr_of(s0->port), addr_of(fake->port)};
+    wait_sync_view(sents, 1, "mymaster", 0);
+
+    rec r;
+    fo_rec f;
+    memset(&r, 0, sizeof r);
+    memset(&f, 0, sizeof f);
+    f.fake_port = fake->port;
+    repl_sentinel *fol = repl_sentinel_new(loop, sents, 2, "mymaster", NULL, NULL, 200, rec_cb, &r);
+    repl_sentinel_on_failover(fol, fo_cb, &f);
+    cr_assert(ts_run_until(loop, rec_called, &r, 5000), "no initial view");
+    cr_assert(ts_run_until(loop, fake_subscribed, &f, 5000), "never subscribed on the stand-in");
+
+    char ours[96], other_addr[96], other_master[96], stage[128];
+    snprintf(ours, sizeof ours, "master mymaster 127.0.0.1 %d", leader->port);
+    snprintf(other_addr, sizeof other_addr, "master mymaster 127.0.0.1 %d", fake->port);
+    snprintf(other_master, sizeof other_master, "master othermaster 127.0.0.1 %d", leader->port);
+    snprintf(stage, sizeof stage, "slave 127.0.0.1:%d 127.0.0.1 %d @ mymaster 127.0.0.1 %d",
+             fake->port, fake->port, leader->port);
+
+    cr_assert_eq(announce(loop, &f, "+try-failover", other_addr, 500), 0, "another address");
+    cr_assert_eq(announce(loop, &f, "+try-failover", other_master, 500), 0, "another master");
+    cr_assert_eq(announce(loop, &f, "+try-failover", ours, 3000), 1, "no fo_cb for our leader");
+    cr_assert_eq(f.active, 1);
+    cr_assert_str_eq(f.why, "+try-failover");
+    cr_assert_eq(announce(loop, &f, "+selected-slave", stage, 500), 1, "a later stage: no call");
+    cr_assert_eq(announce(loop, &f, "-failover-abort-not-elected", ours, 3000), 2, "abort unheard");
+    cr_assert_eq(f.active, 0);
+
+    cr_assert_eq(announce(loop, &f, "+elected-leader", ours, 3000), 3);
+    cr_assert_eq(f.active, 1);
+    ts_kill(&fake->pid);
+    f.want_calls = 4;
+    cr_assert(ts_run_until(loop, fo_reached, &f, 3000), "the failover outlived its announcer's link");
+    cr_assert_eq(f.active, 0);
+    cr_log_info("ended: %s", f.why);
+    cr_assert_eq(r.calls, 1, "the view never changed: delivered once");
+
+    repl_sentinel_free(fol);
+    cr_assert(ts_drain_loop(loop, 3000), "the follower left watchers behind");
+    ev_loop_destroy(loop);
+    assert_no_leaks();
+}
