@@ -76,7 +76,8 @@ enum { TAG_AUTH = 1, TAG_MASTER, TAG_REPLICAS, TAG_ROLE, TAG_SUB };
 /* The events we subscribe to; each is also the `reason` of what it causes.
  * TOPOLOGY ones ask for a refresh (the first, +switch-master, delivers at
  * once).  FO_START ones, from the sentinel that runs it, say a failover of
- * the leader is under way; FO_END ones that it ended without a switch. */
+ * the leader is under way; FO_END ones that it was aborted.  One that
+ * succeeds ends with the new leader's view. */
 typedef enum { EV_TOPOLOGY, EV_FO_START, EV_FO_END } sent_ev_kind;
 static const struct {
     const char *name;
@@ -101,8 +102,8 @@ static const struct {
     {"-failover-abort-not-elected", EV_FO_END},
     {"-failover-abort-no-good-slave", EV_FO_END},
     {"-failover-abort-slave-timeout", EV_FO_END},
-    {"+failover-end-for-timeout", EV_FO_END},
-    {"+failover-end", EV_FO_END},
+    /* not +failover-end: it comes just before +switch-master, and ending the
+     * watch there would let a write reach the old leader in between */
 };
 #define SENT_NCHANNELS ((int)(sizeof sent_channels / sizeof sent_channels[0]))
 /* A failover announced and never heard of again stops counting after this

@@ -42,7 +42,7 @@ void repl_sentinel_free(repl_sentinel *s);
 /* Called with active=1 when a sentinel announces a failover of the leader
  * (+try-failover, +elected-leader, +selected-slave, ... on its pub/sub
  * link, naming the leader's address) and with active=0 when every such
- * failover ended without a switch (an abort, +failover-end, the announcing
+ * failover ended without a switch (-failover-abort-*, the announcing
  * sentinel's link lost, or 60 s without news).  A switch ends it through
  * the view callback instead (a new leader), without a call here.  why is
  * the event.  The callback may call repl_sentinel_free(). */
