@@ -137,7 +137,7 @@ int repl_leader_set_topology(px_ctx *ctx, const conf_addr *leader, const conf_ad
     if (next[0]->role != PX_ROLE_LEADER) next[0]->role = PX_ROLE_LEADER;
     if (old_leader != next[0]) {
         px_notice("Writes now go to leader %s (%s)", next[0]->name, reason);
-        for (int i = 0; i < n; i++) next[i]->failover_fenced = 0;   /* the failover is over */
+        if (old_leader) old_leader->failover_fenced = 0;   /* its failover is over */
     }
     for (int i = 0; i < n; i++) {
         next[i]->index = i;
